@@ -1,0 +1,571 @@
+//! The async driver: one [`Client`] shared by every task that needs a token.
+//!
+//! It is a short loop around the [state machine](crate::machine): read the state, and when a
+//! token is needed, take the I/O lock, send the token request through the [`Transport`], hand
+//! the response to the machine, wait (on the [`Clock`]) when the machine says to retry.
+//!
+//! # Concurrency
+//! `Client` is used through `&Client` from any number of tasks (embassy tasks, tokio tasks).
+//! - A valid token is served from a short critical section, without waiting on anything.
+//! - Fetching holds the I/O lock, a fair async mutex. Callers that need a token while a fetch
+//!   runs queue on it; when they get it the token is there, so **one fetch serves them all**,
+//!   and if that fetch failed they **share its failure** (they do not each retry).
+//! - During a refresh (after `refresh_at`, before `expires_at`) other callers get the old token
+//!   at once instead of waiting.
+//!
+//! # Cancellation
+//! Any call may be dropped at any `.await`. The state is written before each await (the
+//! machine is `Fetching` while a request is in flight) and the I/O lock is released on drop,
+//! so the next caller finds a `Fetching` state with no one fetching and simply starts the
+//! request again. A client is never stuck.
+
+use heapless::String;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::{Error, RequestError, ResponseError};
+use crate::http::{BearerError, Method, Request, Response, is_valid_header_name, is_valid_header_value};
+use crate::machine::{Check, Context, Fetched, State, StateKind, Valid};
+use crate::request::TOKEN_REQUEST_HEADERS;
+use crate::response::{ParseError, is_valid_token, parse_token_response};
+use crate::secret::AccessToken;
+use crate::store::{NoStore, StoredToken, TokenStore};
+use crate::time::{Duration, Instant};
+use crate::transport::Transport;
+
+/// Default token capacity, in bytes, `Bearer ` prefix included.
+pub const DEFAULT_TOKEN_CAPACITY: usize = 2048;
+/// Default size of the client's receive buffer for token responses.
+pub const DEFAULT_RX_CAPACITY: usize = 4096;
+
+/// A token handed out by the client, with the generation that identifies it.
+///
+/// Pass the generation to [`Client::invalidate`] when a server rejects the token.
+#[derive(Debug, Clone)]
+pub struct Lease<const N: usize = DEFAULT_TOKEN_CAPACITY> {
+    /// The token (formatting prints `[redacted]`).
+    pub token: AccessToken<N>,
+    /// Which token this is.
+    pub generation: u32,
+}
+
+struct Shared<const N: usize> {
+    state: State<N>,
+    ctx: Context,
+    /// Fetches that have ended, successfully or not.
+    completed: u32,
+    /// How the last fetch failed, for the callers that waited on it.
+    last_error: Option<Error<embedded_io::ErrorKind>>,
+    /// A token was just rejected: the store probably holds it, so do not load it back.
+    skip_store: bool,
+}
+
+struct Io<T, S, const RX: usize> {
+    transport: T,
+    store: S,
+    key: Option<String<64>>,
+    rx: [u8; RX],
+}
+
+/// An OAuth 2.0 client credentials client.
+///
+/// - `T`: the [`Transport`]; `C`: the [`Clock`]; `S`: the [`TokenStore`] ([`NoStore`] by
+///   default);
+/// - `N`: token capacity in bytes, `Bearer ` prefix included (default 2048);
+/// - `RX`: the receive buffer for token responses (default 4096). It must hold the whole
+///   response, plus room to unescape the longest string that contains escapes.
+///
+/// The client owns `RX + N` bytes and a little more; put it in a `static` (with
+/// `static_cell`) on a device, or in an `Arc` on a host.
+pub struct Client<
+    T,
+    C,
+    S = NoStore,
+    const N: usize = DEFAULT_TOKEN_CAPACITY,
+    const RX: usize = DEFAULT_RX_CAPACITY,
+> {
+    config: Config,
+    clock: C,
+    shared: maitake_sync::blocking::Mutex<Shared<N>>,
+    io: maitake_sync::Mutex<Io<T, S, RX>>,
+}
+
+impl<T, C, S, const N: usize, const RX: usize> Client<T, C, S, N, RX> {
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// The state the token machine is in.
+    pub fn state_kind(&self) -> StateKind {
+        self.shared.with_lock(|s| s.state.kind())
+    }
+
+    /// When the client next has work to do without a request (see [`State::poll_at`]).
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.shared.with_lock(|s| s.state.poll_at())
+    }
+}
+
+impl<T, C, S, const N: usize, const RX: usize> core::fmt::Debug for Client<T, C, S, N, RX> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.config)
+            .field("state", &self.state_kind())
+            .finish_non_exhaustive()
+    }
+}
+
+enum Decision<const N: usize> {
+    Use(Lease<N>),
+    Failed(Error<embedded_io::ErrorKind>),
+    Fetch { attempt: u8, refreshing: bool, use_store: bool },
+}
+
+enum AttemptOutcome<const N: usize> {
+    Done(Lease<N>),
+    Retry(Instant),
+    Failed { stale: Option<Lease<N>>, error: ParseError },
+}
+
+fn lease<const N: usize>(t: &crate::machine::Token<N>) -> Lease<N> {
+    Lease { token: t.access_token().clone(), generation: t.generation() }
+}
+
+impl<const N: usize> Shared<N> {
+    /// Without waiting: a token to use now, or `None` when the caller must take the I/O lock.
+    /// Claims a due refresh, so that others keep using the old token meanwhile.
+    fn fast_path(&mut self, now: Instant) -> Option<Lease<N>> {
+        match self.state.take() {
+            State::Valid(v) => match v.check(now) {
+                Check::Fresh(v) => {
+                    let l = lease(v.token());
+                    self.state = State::Valid(v);
+                    Some(l)
+                }
+                Check::RefreshDue(v) => {
+                    // Claim the refresh: others use the old token meanwhile. This caller goes
+                    // on to refresh; it gets the new token, or the old one if the refresh fails.
+                    self.state = State::Fetching(v.refresh(now));
+                    None
+                }
+                Check::Expired(e) => {
+                    self.state = State::Expired(e);
+                    None
+                }
+            },
+            other => {
+                let l = other.usable_token(now).map(lease);
+                self.state = other;
+                l
+            }
+        }
+    }
+
+    /// Holding the I/O lock: use the token someone else fetched, share their failure, or
+    /// fetch. On `Fetch` the state is `Fetching` with an attempt starting at `now`.
+    fn decide(&mut self, now: Instant, seen: u32) -> Decision<N> {
+        let completed_since = self.completed != seen;
+        match self.state.take() {
+            State::Valid(v) => match v.check(now) {
+                Check::Fresh(v) => {
+                    let l = lease(v.token());
+                    self.state = State::Valid(v);
+                    Decision::Use(l)
+                }
+                Check::RefreshDue(v) => {
+                    self.state = State::Fetching(v.refresh(now));
+                    Decision::Fetch { attempt: 1, refreshing: true, use_store: !self.skip_store }
+                }
+                Check::Expired(e) => self.fetch_from(State::Expired(e), now, completed_since),
+            },
+            other => self.fetch_from(other, now, completed_since),
+        }
+    }
+
+    fn fetch_from(&mut self, state: State<N>, now: Instant, completed_since: bool) -> Decision<N> {
+        if completed_since {
+            if let Some(e) = &self.last_error {
+                // The fetch we queued behind failed: share its failure.
+                let e = e.clone();
+                self.state = state;
+                return Decision::Failed(e);
+            }
+        }
+        let fetching = match state {
+            State::NoToken(n) => n.fetch(now),
+            State::Expired(e) => e.fetch(now),
+            // Left behind by a caller that was dropped (we hold the I/O lock, so no one else
+            // is fetching): start the attempt again.
+            State::Fetching(f) => f.retry(now),
+            State::Valid(v) => v.refresh(now),
+        };
+        let attempt = fetching.attempt();
+        let refreshing = fetching.stale(now).is_some();
+        self.state = State::Fetching(fetching);
+        Decision::Fetch { attempt, refreshing, use_store: !self.skip_store }
+    }
+
+    /// Record the end of an attempt.
+    fn complete(&mut self, now: Instant, result: Result<crate::response::TokenResponse<N>, ParseError>) -> AttemptOutcome<N> {
+        let State::Fetching(f) = self.state.take() else {
+            // Not reachable through `Client` (the state is `Fetching` while the I/O lock is
+            // held), but a state machine does not panic: adopt a good token anyway.
+            return match result {
+                Ok(r) => match Valid::adopt(&mut self.ctx, r.token, now, Duration::from_secs(r.expires_in.unwrap_or(0))) {
+                    Some(v) => self.valid(v),
+                    None => AttemptOutcome::Failed { stale: None, error: Error::InvalidResponse(ResponseError::InvalidExpiresIn) },
+                },
+                Err(error) => AttemptOutcome::Failed { stale: None, error },
+            };
+        };
+        match f.complete(&mut self.ctx, now, result) {
+            Fetched::Valid(v) => self.valid(v),
+            Fetched::Retry { fetching, at, error } => {
+                debug!("alf: token request failed, retrying: {:?}", error);
+                self.state = State::Fetching(fetching);
+                AttemptOutcome::Retry(at)
+            }
+            Fetched::Failed { state, error } => {
+                warn!("alf: token request failed: {:?}", error);
+                self.completed = self.completed.wrapping_add(1);
+                self.last_error = Some(error.clone());
+                let stale = state.usable_token(now).map(lease);
+                self.state = state;
+                AttemptOutcome::Failed { stale, error }
+            }
+        }
+    }
+
+    fn valid(&mut self, v: Valid<N>) -> AttemptOutcome<N> {
+        let l = lease(v.token());
+        debug!("alf: new token, generation {}", l.generation);
+        self.state = State::Valid(v);
+        self.completed = self.completed.wrapping_add(1);
+        self.last_error = None;
+        self.skip_store = false;
+        AttemptOutcome::Done(l)
+    }
+}
+
+impl<T, C, const N: usize, const RX: usize> Client<T, C, NoStore, N, RX>
+where
+    T: Transport,
+    C: Clock,
+{
+    /// A client that keeps its token in its own memory.
+    pub fn new(config: Config, transport: T, clock: C) -> Self {
+        Self::with_store(config, transport, clock, NoStore)
+    }
+}
+
+impl<T, C, S, const N: usize, const RX: usize> Client<T, C, S, N, RX>
+where
+    T: Transport,
+    C: Clock,
+    S: TokenStore,
+{
+    /// A client that also keeps its token in `store`, to share it with other processes or
+    /// across reboots.
+    pub fn with_store(config: Config, transport: T, clock: C, store: S) -> Self {
+        let ctx = Context::new(config.refresh, config.retry, config.jitter_seed);
+        Self {
+            config,
+            clock,
+            shared: maitake_sync::blocking::Mutex::new(Shared {
+                state: State::default(),
+                ctx,
+                completed: 0,
+                last_error: None,
+                skip_store: false,
+            }),
+            io: maitake_sync::Mutex::new(Io { transport, store, key: None, rx: [0; RX] }),
+        }
+    }
+
+    /// Run `f` on the transport, once no request is using it (for tests and diagnostics).
+    pub async fn with_transport<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut self.io.lock().await.transport)
+    }
+
+    /// Run `f` on the store, once no request is using it.
+    pub async fn with_store_ref<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
+        f(&mut self.io.lock().await.store)
+    }
+
+    /// A valid access token: the cached one, or a new one from the token endpoint.
+    pub async fn access_token(&self) -> Result<AccessToken<N>, Error<T::Error>> {
+        self.token().await.map(|l| l.token)
+    }
+
+    /// A valid access token with its generation (for [`invalidate`](Self::invalidate)).
+    ///
+    /// Errors are those of the token endpoint, the transport, or the response; see [`Error`].
+    pub async fn token(&self) -> Result<Lease<N>, Error<T::Error>> {
+        let now = self.clock.now();
+        let seen = self.shared.with_lock(|s| s.completed);
+        if let Some(l) = self.shared.with_lock(|s| s.fast_path(now)) {
+            return Ok(l);
+        }
+        let mut io = self.io.lock().await;
+        self.fetch_locked(&mut io, seen).await
+    }
+
+    /// A server rejected the token with this generation: drop it, unless it was already
+    /// replaced. Many concurrent rejections of one token cause one fetch.
+    pub fn invalidate(&self, generation: u32) {
+        self.shared.with_lock(|s| {
+            s.state = match s.state.take() {
+                State::Valid(v) => match v.invalidate(generation) {
+                    Ok(expired) => {
+                        debug!("alf: token generation {} rejected, dropped", generation);
+                        s.skip_store = true;
+                        State::Expired(expired)
+                    }
+                    Err(v) => State::Valid(v),
+                },
+                // A refresh is running and the old token was rejected: stop serving it.
+                State::Fetching(f) => {
+                    let (f, dropped) = f.reject_stale(generation);
+                    s.skip_store |= dropped;
+                    State::Fetching(f)
+                }
+                other => other,
+            };
+        });
+    }
+
+    /// Forget the token, here and in the store.
+    pub async fn forget_token(&self) {
+        let mut io = self.io.lock().await;
+        self.shared.with_lock(|s| s.state = State::default());
+        if S::ENABLED {
+            let key = self.store_key(&mut io.key);
+            if io.store.clear(&key).await.is_err() {
+                warn!("alf: token store clear failed");
+            }
+        }
+    }
+
+    /// Keep the token fresh in the background: refresh it when it is due, so that requests
+    /// never wait for a token in steady state. Never returns; run it in its own task. Failed
+    /// fetches are retried after the retry policy's `backoff_max`.
+    pub async fn keep_fresh(&self) {
+        loop {
+            let due = self.poll_at();
+            if let Some(at) = due {
+                self.clock.sleep_until(at).await;
+            }
+            if self.token().await.is_err() {
+                let now = self.clock.now();
+                self.clock.sleep_until(now + self.config.retry.backoff_max).await;
+            }
+        }
+    }
+
+    fn store_key(&self, cache: &mut Option<String<64>>) -> String<64> {
+        cache.get_or_insert_with(|| self.config.store_key()).clone()
+    }
+
+    async fn fetch_locked(&self, io: &mut Io<T, S, RX>, seen: u32) -> Result<Lease<N>, Error<T::Error>> {
+        let now = self.clock.now();
+        let use_store = match self.shared.with_lock(|s| s.decide(now, seen)) {
+            Decision::Use(l) => return Ok(l),
+            Decision::Failed(e) => return Err(Error::from_shared(e)),
+            Decision::Fetch { attempt, refreshing, use_store } => {
+                debug!("alf: fetching a token (attempt {}, refresh {})", attempt, refreshing);
+                use_store
+            }
+        };
+        if S::ENABLED && use_store {
+            if let Some(l) = self.load_from_store(io).await {
+                return Ok(l);
+            }
+        }
+        loop {
+            let sent_at = self.clock.now();
+            self.shared.with_lock(|s| {
+                if let State::Fetching(f) = s.state.take() {
+                    s.state = State::Fetching(f.retry(sent_at));
+                }
+            });
+            let request = Request {
+                method: Method::Post,
+                url: self.config.token_endpoint(),
+                headers: TOKEN_REQUEST_HEADERS,
+                authorization: self.config.authorization(),
+                body: self.config.form_body().as_bytes(),
+            };
+            let rx_range = (io.rx.as_ptr() as usize, io.rx.len());
+            let sent = io.transport.send(&request, &mut io.rx).await.map(|r| Detached::new(&r, rx_range));
+            let now = self.clock.now();
+            let unix_now = self.clock.unix_time();
+            let mut transport_error = None;
+            let result = match sent {
+                Ok(Some(d)) => {
+                    let (head, scratch) = io.rx.split_at_mut(d.end());
+                    let response = d.attach(head);
+                    trace!("alf: token endpoint answered {}", response.status);
+                    parse_token_response::<N>(&response, scratch, self.config.secret.secret(), unix_now)
+                }
+                Ok(None) => Err(Error::InvalidResponse(ResponseError::BodyNotInBuffer)),
+                Err(e) => {
+                    let kind = embedded_io::Error::kind(&e);
+                    transport_error = Some(e);
+                    Err(Error::Transport(kind))
+                }
+            };
+            match self.shared.with_lock(|s| s.complete(now, result)) {
+                AttemptOutcome::Done(l) => {
+                    if S::ENABLED {
+                        self.save_to_store(io, &l, now).await;
+                    }
+                    return Ok(l);
+                }
+                AttemptOutcome::Retry(at) => self.clock.sleep_until(at).await,
+                AttemptOutcome::Failed { stale: Some(l), .. } => return Ok(l),
+                AttemptOutcome::Failed { stale: None, error } => {
+                    return Err(match transport_error {
+                        Some(e) => Error::Transport(e),
+                        None => Error::from_shared(error),
+                    });
+                }
+            }
+        }
+    }
+
+    async fn load_from_store(&self, io: &mut Io<T, S, RX>) -> Option<Lease<N>> {
+        let unix_now = self.clock.unix_time()?;
+        let key = self.store_key(&mut io.key);
+        let loaded = match io.store.load(&key, &mut io.rx).await {
+            Ok(Some(t)) => t,
+            Ok(None) => return None,
+            Err(_) => {
+                warn!("alf: token store load failed; fetching instead");
+                return None;
+            }
+        };
+        if !is_valid_token(loaded.access_token) {
+            warn!("alf: token store returned an invalid token; fetching instead");
+            return None;
+        }
+        let token = AccessToken::<N>::from_token(loaded.access_token)?;
+        let remaining = Duration::from_secs(loaded.expires_at_unix.checked_sub(unix_now)?);
+        let now = self.clock.now();
+        self.shared.with_lock(|s| {
+            let v = Valid::adopt(&mut s.ctx, token, now, remaining)?;
+            match v.check(now) {
+                Check::Fresh(v) => {
+                    debug!("alf: using the token from the store");
+                    let l = lease(v.token());
+                    s.state = State::Valid(v);
+                    s.completed = s.completed.wrapping_add(1);
+                    s.last_error = None;
+                    Some(l)
+                }
+                // Due or expired: not worth adopting, fetch a new one.
+                _ => None,
+            }
+        })
+    }
+
+    async fn save_to_store(&self, io: &mut Io<T, S, RX>, l: &Lease<N>, now: Instant) {
+        let Some(unix_now) = self.clock.unix_time() else { return };
+        let expires_at = self.shared.with_lock(|s| s.state.usable_token(now).map(|t| t.expires_at()));
+        let Some(expires_at) = expires_at else { return };
+        let key = self.store_key(&mut io.key);
+        let stored = StoredToken {
+            access_token: l.token.secret(),
+            expires_at_unix: unix_now.saturating_add((expires_at - now).as_secs()),
+        };
+        if io.store.save(&key, stored).await.is_err() {
+            warn!("alf: token store save failed");
+        }
+    }
+
+    /// Send a resource request with `Authorization: Bearer <token>`.
+    ///
+    /// - The token is fetched first if needed; if that fails, the error is returned and the
+    ///   request is **not sent**.
+    /// - On a 401 the token is dropped (only if it is still the one that was rejected) and the
+    ///   request is sent once more with a new token; the second response is returned as it
+    ///   is. A 401 whose `WWW-Authenticate` says `insufficient_scope` or `invalid_request` is
+    ///   not replayed: a new token would not change the answer. Request bodies here are byte
+    ///   slices, so they can always be replayed.
+    /// - A request that already has an `Authorization` header is refused
+    ///   ([`RequestError::AuthorizationHeaderPresent`]) rather than silently overwritten.
+    /// - The response body is read into `rx`.
+    pub async fn send<'b>(&self, request: &Request<'_>, rx: &'b mut [u8]) -> Result<Response<'b>, Error<T::Error>> {
+        if request.authorization.is_some() || request.header("authorization").is_some() {
+            return Err(Error::Request(RequestError::AuthorizationHeaderPresent));
+        }
+        if !request.headers.iter().all(|(n, v)| is_valid_header_name(n) && is_valid_header_value(v))
+            || !is_valid_header_value(request.url)
+        {
+            return Err(Error::Request(RequestError::InvalidHeader));
+        }
+        let first = self.token().await?;
+        let d = self.send_with(request, &first, rx).await?;
+        let replay = d.status == 401
+            && !matches!(d.bearer_error, Some(BearerError::InsufficientScope | BearerError::InvalidRequest));
+        if !replay {
+            return Ok(d.attach(rx));
+        }
+        debug!("alf: 401 with token generation {}, replaying once", first.generation);
+        self.invalidate(first.generation);
+        drop(first);
+        let second = self.token().await?;
+        let d = self.send_with(request, &second, rx).await?;
+        Ok(d.attach(rx))
+    }
+
+    async fn send_with(&self, request: &Request<'_>, lease: &Lease<N>, rx: &mut [u8]) -> Result<Detached, Error<T::Error>> {
+        let authed = Request { authorization: Some(lease.token.header_value()), ..*request };
+        let mut io = self.io.lock().await;
+        let rx_range = (rx.as_ptr() as usize, rx.len());
+        let response = io.transport.send(&authed, rx).await.map_err(Error::Transport)?;
+        let d = Detached::new(&response, rx_range);
+        d.ok_or(Error::InvalidResponse(ResponseError::BodyNotInBuffer))
+    }
+}
+
+/// A response with its body recorded as a range of the receive buffer, so that the buffer can
+/// be borrowed again (to replay, or to unescape into its unused end).
+#[derive(Clone, Copy)]
+struct Detached {
+    status: u16,
+    start: usize,
+    len: usize,
+    retry_after: Option<crate::http::RetryAfter>,
+    bearer_error: Option<BearerError>,
+}
+
+impl Detached {
+    /// `None` if the body is not inside the receive buffer `(address, length)` (a transport
+    /// that broke its contract).
+    fn new(r: &Response<'_>, (base, rx_len): (usize, usize)) -> Option<Self> {
+        let body = r.body.as_ptr() as usize;
+        let start = if r.body.is_empty() { 0 } else { body.checked_sub(base)? };
+        if start.checked_add(r.body.len())? > rx_len {
+            return None;
+        }
+        Some(Self { status: r.status, start, len: r.body.len(), retry_after: r.retry_after, bearer_error: r.bearer_error })
+    }
+    fn end(&self) -> usize {
+        self.start + self.len
+    }
+    fn attach(self, rx: &[u8]) -> Response<'_> {
+        Response {
+            status: self.status,
+            body: &rx[self.start..self.end()],
+            retry_after: self.retry_after,
+            bearer_error: self.bearer_error,
+        }
+    }
+}
+
