@@ -189,13 +189,11 @@ impl<const N: usize> Shared<N> {
     }
 
     fn fetch_from(&mut self, state: State<N>, now: Instant, completed_since: bool) -> Decision<N> {
-        if completed_since {
-            if let Some(e) = &self.last_error {
-                // The fetch we queued behind failed: share its failure.
-                let e = e.clone();
-                self.state = state;
-                return Decision::Failed(e);
-            }
+        if let (true, Some(e)) = (completed_since, &self.last_error) {
+            // The fetch we queued behind failed: share its failure.
+            let e = e.clone();
+            self.state = state;
+            return Decision::Failed(e);
         }
         let fetching = match state {
             State::NoToken(n) => n.fetch(now),
@@ -382,11 +380,45 @@ where
                 use_store
             }
         };
-        if S::ENABLED && use_store {
+        let mut locked = false;
+        if S::ENABLED && use_store && self.clock.unix_time().is_some() {
             if let Some(l) = self.load_from_store(io).await {
                 return Ok(l);
             }
+            let policy = self.config.store;
+            let key = self.store_key(&mut io.key);
+            match io.store.try_lock(&key, policy.lock_ttl).await {
+                Ok(true) => locked = true,
+                Ok(false) => {
+                    // Another process is fetching: wait a little for its token.
+                    let deadline = self.clock.now() + policy.wait;
+                    loop {
+                        let now = self.clock.now();
+                        if now >= deadline {
+                            break;
+                        }
+                        self.clock.sleep_until((now + policy.poll_interval).min(deadline)).await;
+                        if let Some(l) = self.load_from_store(io).await {
+                            return Ok(l);
+                        }
+                    }
+                    debug!("alf: no token from the process holding the fetch lock; fetching");
+                }
+                Err(_) => warn!("alf: token store lock failed; fetching"),
+            }
         }
+        let result = self.fetch_attempts(io).await;
+        if locked {
+            let key = self.store_key(&mut io.key);
+            if io.store.unlock(&key).await.is_err() {
+                warn!("alf: token store unlock failed");
+            }
+        }
+        result
+    }
+
+    /// Send token requests until one succeeds or the retry policy gives up.
+    async fn fetch_attempts(&self, io: &mut Io<T, S, RX>) -> Result<Lease<N>, Error<T::Error>> {
         loop {
             let sent_at = self.clock.now();
             self.shared.with_lock(|s| {

@@ -14,6 +14,7 @@ use crate::error::ConfigError;
 use crate::policy::{RefreshPolicy, RetryPolicy};
 use crate::request::{write_basic_authorization, write_encoded};
 use crate::secret::{CLIENT_SECRET_CAPACITY, SecretString};
+use crate::store::StorePolicy;
 
 /// Capacity of the token endpoint URL.
 pub const TOKEN_ENDPOINT_CAPACITY: usize = 256;
@@ -59,6 +60,7 @@ pub struct Config {
     pub(crate) refresh: RefreshPolicy,
     pub(crate) retry: RetryPolicy,
     pub(crate) jitter_seed: u64,
+    pub(crate) store: StorePolicy,
 }
 
 impl fmt::Debug for Config {
@@ -91,6 +93,7 @@ impl Config {
             refresh: RefreshPolicy::DEFAULT,
             retry: RetryPolicy::DEFAULT,
             jitter_seed: None,
+            store: StorePolicy::DEFAULT,
             overflow: false,
         }
     }
@@ -114,6 +117,10 @@ impl Config {
     /// The retry policy.
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.retry
+    }
+    /// The shared-store policy.
+    pub fn store_policy(&self) -> &StorePolicy {
+        &self.store
     }
 
     /// The part of the form body without credentials: `grant_type`, `scope` and the extra
@@ -172,6 +179,7 @@ pub struct ConfigBuilder<'a> {
     refresh: RefreshPolicy,
     retry: RetryPolicy,
     jitter_seed: Option<u64>,
+    store: StorePolicy,
     overflow: bool,
 }
 
@@ -221,6 +229,12 @@ impl<'a> ConfigBuilder<'a> {
     /// Set the retry policy for the token request.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
+        self
+    }
+
+    /// Set how a client coordinates with other processes through a shared store.
+    pub fn store_policy(mut self, policy: StorePolicy) -> Self {
+        self.store = policy;
         self
     }
 
@@ -315,6 +329,7 @@ impl<'a> ConfigBuilder<'a> {
             refresh: self.refresh,
             retry: self.retry,
             jitter_seed,
+            store: self.store,
         })
     }
 }

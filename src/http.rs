@@ -113,9 +113,7 @@ impl<'b> Response<'b> {
         if name.eq_ignore_ascii_case("retry-after") {
             self.retry_after = RetryAfter::parse(value);
         } else if name.eq_ignore_ascii_case("www-authenticate") {
-            if let Some(e) = BearerError::from_challenge(value) {
-                self.bearer_error = Some(e);
-            }
+            self.bearer_error = BearerError::from_challenge(value).or(self.bearer_error);
         }
     }
 

@@ -8,6 +8,55 @@
 use core::fmt;
 
 use crate::secret::SecretString;
+use crate::time::Duration;
+
+/// How a client coordinates with other processes through a shared store.
+///
+/// When the shared token is missing or due, one process takes a short lock in the store
+/// ([`TokenStore::try_lock`]) and fetches; the others poll the store for its token every
+/// `poll_interval`, for at most `wait`, then fetch themselves (so a lock holder that died
+/// costs a short delay, not an outage). The lock expires on its own after `lock_ttl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct StorePolicy {
+    /// How long the fetch lock lives if its holder never releases it. Default 10 s.
+    pub lock_ttl: Duration,
+    /// How long to wait for another process's token. Default 3 s.
+    pub wait: Duration,
+    /// How often to look for it. Default 50 ms.
+    pub poll_interval: Duration,
+}
+
+impl StorePolicy {
+    /// The default policy (see the field docs).
+    pub const DEFAULT: Self = Self {
+        lock_ttl: Duration::from_secs(10),
+        wait: Duration::from_secs(3),
+        poll_interval: Duration::from_millis(50),
+    };
+    /// Set [`lock_ttl`](Self::lock_ttl).
+    pub const fn lock_ttl(mut self, d: Duration) -> Self {
+        self.lock_ttl = d;
+        self
+    }
+    /// Set [`wait`](Self::wait).
+    pub const fn wait(mut self, d: Duration) -> Self {
+        self.wait = d;
+        self
+    }
+    /// Set [`poll_interval`](Self::poll_interval).
+    pub const fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll_interval = d;
+        self
+    }
+}
+
+impl Default for StorePolicy {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
 
 /// A token as it travels to and from a store.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -42,6 +91,10 @@ impl fmt::Debug for StoredToken<'_> {
 /// - `save` replaces the token under `key`. Stores with a TTL should expire the entry at
 ///   `expires_at_unix`.
 /// - `clear` removes it.
+/// - `try_lock` / `unlock` (optional) implement a fleet-wide single fetch: `try_lock` takes a
+///   lock on `key` that expires by itself after `ttl` and returns `Ok(true)` if this store
+///   instance now holds it; `unlock` releases it only if this instance still holds it. The
+///   defaults do no coordination (`try_lock` always succeeds).
 /// - Errors are reported, never panicked; alf treats every error as "no token here".
 /// - Cancellation: a dropped `save` must not leave a corrupt entry that `load` would return as
 ///   a valid token (a torn entry reads as `None` or an error).
@@ -65,6 +118,18 @@ pub trait TokenStore {
 
     /// Remove the token saved under `key`.
     async fn clear(&mut self, key: &str) -> Result<(), Self::Error>;
+
+    /// Try to take the fetch lock for `key` for at most `ttl`.
+    async fn try_lock(&mut self, key: &str, ttl: Duration) -> Result<bool, Self::Error> {
+        let _ = (key, ttl);
+        Ok(true)
+    }
+
+    /// Release the fetch lock for `key`, if this instance holds it.
+    async fn unlock(&mut self, key: &str) -> Result<(), Self::Error> {
+        let _ = key;
+        Ok(())
+    }
 }
 
 impl<S: TokenStore + ?Sized> TokenStore for &mut S {
@@ -82,6 +147,12 @@ impl<S: TokenStore + ?Sized> TokenStore for &mut S {
     }
     async fn clear(&mut self, key: &str) -> Result<(), Self::Error> {
         (**self).clear(key).await
+    }
+    async fn try_lock(&mut self, key: &str, ttl: Duration) -> Result<bool, Self::Error> {
+        (**self).try_lock(key, ttl).await
+    }
+    async fn unlock(&mut self, key: &str) -> Result<(), Self::Error> {
+        (**self).unlock(key).await
     }
 }
 

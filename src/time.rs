@@ -107,7 +107,7 @@ impl Add<Duration> for Instant {
 }
 
 /// Saturating at zero, so it never panics.
-impl Sub<Instant> for Instant {
+impl Sub for Instant {
     type Output = Duration;
     fn sub(self, earlier: Self) -> Duration {
         self.saturating_duration_since(earlier)
