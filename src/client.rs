@@ -129,7 +129,7 @@ enum Decision<const N: usize> {
 
 enum AttemptOutcome<const N: usize> {
     Done(Lease<N>),
-    Retry(Instant),
+    Retry,
     Failed { stale: Option<Lease<N>>, error: ParseError },
 }
 
@@ -168,40 +168,37 @@ impl<const N: usize> Shared<N> {
     }
 
     /// Holding the I/O lock: use the token someone else fetched, share their failure, or
-    /// fetch. On `Fetch` the state is `Fetching` with an attempt starting at `now`.
+    /// fetch. On `Fetch` the state is `Fetching`.
     fn decide(&mut self, now: Instant, seen: u32) -> Decision<N> {
-        let completed_since = self.completed != seen;
-        match self.state.take() {
+        let state = match self.state.take() {
             State::Valid(v) => match v.check(now) {
                 Check::Fresh(v) => {
                     let l = lease(v.token());
                     self.state = State::Valid(v);
-                    Decision::Use(l)
+                    return Decision::Use(l);
                 }
-                Check::RefreshDue(v) => {
-                    self.state = State::Fetching(v.refresh(now));
-                    Decision::Fetch { attempt: 1, refreshing: true, use_store: !self.skip_store }
-                }
-                Check::Expired(e) => self.fetch_from(State::Expired(e), now, completed_since),
+                Check::RefreshDue(v) => State::Valid(v),
+                Check::Expired(e) => State::Expired(e),
             },
-            other => self.fetch_from(other, now, completed_since),
-        }
-    }
-
-    fn fetch_from(&mut self, state: State<N>, now: Instant, completed_since: bool) -> Decision<N> {
-        if let (true, Some(e)) = (completed_since, &self.last_error) {
-            // The fetch we queued behind failed: share its failure.
-            let e = e.clone();
+            other => other,
+        };
+        if let (true, Some(e)) = (self.completed != seen, &self.last_error) {
+            // The fetch we queued behind failed: share its outcome rather than retry it.
+            let decision = match state.usable_token(now) {
+                Some(t) => Decision::Use(lease(t)),
+                None => Decision::Failed(e.clone()),
+            };
             self.state = state;
-            return Decision::Failed(e);
+            return decision;
         }
         let fetching = match state {
             State::NoToken(n) => n.fetch(now),
             State::Expired(e) => e.fetch(now),
-            // Left behind by a caller that was dropped (we hold the I/O lock, so no one else
-            // is fetching): start the attempt again.
-            State::Fetching(f) => f.retry(now),
             State::Valid(v) => v.refresh(now),
+            // Claimed by a caller's fast path, or left behind by a caller that was dropped (we
+            // hold the I/O lock, so no one else is fetching): carry on from where it stands,
+            // waiting for its retry time if it has one.
+            State::Fetching(f) => f,
         };
         let attempt = fetching.attempt();
         let refreshing = fetching.stale(now).is_some();
@@ -224,10 +221,10 @@ impl<const N: usize> Shared<N> {
         };
         match f.complete(&mut self.ctx, now, result) {
             Fetched::Valid(v) => self.valid(v),
-            Fetched::Retry { fetching, at, error } => {
+            Fetched::Retry { fetching, error, .. } => {
                 debug!("alf: token request failed, retrying: {:?}", error);
                 self.state = State::Fetching(fetching);
-                AttemptOutcome::Retry(at)
+                AttemptOutcome::Retry
             }
             Fetched::Failed { state, error } => {
                 warn!("alf: token request failed: {:?}", error);
@@ -355,11 +352,16 @@ where
     /// fetches are retried after the retry policy's `backoff_max`.
     pub async fn keep_fresh(&self) {
         loop {
-            let due = self.poll_at();
-            if let Some(at) = due {
+            if let Some(at) = self.poll_at() {
                 self.clock.sleep_until(at).await;
             }
-            if self.token().await.is_err() {
+            // Through the I/O lock, so that a fetch in flight is waited for, not spun on.
+            let seen = self.shared.with_lock(|s| s.completed);
+            let result = {
+                let mut io = self.io.lock().await;
+                self.fetch_locked(&mut io, seen).await
+            };
+            if result.is_err() {
                 let now = self.clock.now();
                 self.clock.sleep_until(now + self.config.retry.backoff_max).await;
             }
@@ -420,6 +422,13 @@ where
     /// Send token requests until one succeeds or the retry policy gives up.
     async fn fetch_attempts(&self, io: &mut Io<T, S, RX>) -> Result<Lease<N>, Error<T::Error>> {
         loop {
+            let retry_at = self.shared.with_lock(|s| match &s.state {
+                State::Fetching(f) => f.retry_at(),
+                _ => None,
+            });
+            if let Some(at) = retry_at {
+                self.clock.sleep_until(at).await;
+            }
             let sent_at = self.clock.now();
             self.shared.with_lock(|s| {
                 if let State::Fetching(f) = s.state.take() {
@@ -459,7 +468,9 @@ where
                     }
                     return Ok(l);
                 }
-                AttemptOutcome::Retry(at) => self.clock.sleep_until(at).await,
+                // The wait happens at the top of the loop, so that a caller that takes over
+                // from a dropped one waits too.
+                AttemptOutcome::Retry => {}
                 AttemptOutcome::Failed { stale: Some(l), .. } => return Ok(l),
                 AttemptOutcome::Failed { stale: None, error } => {
                     return Err(match transport_error {
