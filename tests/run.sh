@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# alf's whole test suite, set-up included.
+#
+# Runs on a fresh machine that has only the Rust toolchain (rustup + cargo): it installs what is
+# missing (Rust targets and components, Debian packages for the real servers the tests start,
+# Python packages for the real authorization server), then runs formatting and lint checks,
+# every test, the documentation build and the cross builds of the no_std core.
+#
+#   bash tests/run.sh            # everything
+#   ALF_SKIP_SETUP=1 bash tests/run.sh   # skip installs (machine already set up)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+CORE_TARGETS=(thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imc-unknown-none-elf)
+
+if [[ -z "${ALF_SKIP_SETUP:-}" ]]; then
+    step "set-up: Rust targets and components"
+    rustup target add "${CORE_TARGETS[@]}" >/dev/null
+    rustup component add clippy rustfmt >/dev/null
+
+    step "set-up: system packages"
+    missing=()
+    for pair in redis-server:redis-server memcached:memcached; do
+        bin=${pair%%:*}; pkg=${pair##*:}
+        command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+        echo "installing: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "all present"
+    fi
+fi
+
+step "format"
+cargo fmt --all --check
+
+step "clippy: core, one feature set at a time (defmt and log are exclusive)"
+for features in "" "log" "defmt" "testing" "testing,log" "critical-section"; do
+    echo "-- alf [${features:-no features}]"
+    cargo clippy -q -p alf --lib --no-default-features --features "$features" -- -D warnings
+done
+cargo clippy -q -p alf --all-targets --features testing,log -- -D warnings
+cargo clippy -q -p alf --lib --target thumbv7em-none-eabihf --features defmt -- -D warnings
+
+step "clippy: adapters"
+cargo clippy -q --workspace --exclude alf --all-targets -- -D warnings
+
+step "cross builds of the no_std core"
+for target in "${CORE_TARGETS[@]}"; do
+    for features in "" "defmt" "testing" "critical-section"; do
+        echo "-- alf for $target [${features:-no features}]"
+        cargo build -q -p alf --target "$target" --no-default-features --features "$features"
+    done
+done
+
+step "docs (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p alf --features testing
+
+step "tests"
+cargo test --workspace --features alf/testing,alf/log
