@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 CORE_TARGETS=(thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imc-unknown-none-elf)
+ALF_PYENV=${ALF_PYENV:-$HOME/.cache/alf-pyenv}
 
 if [[ -z "${ALF_SKIP_SETUP:-}" ]]; then
     step "set-up: Rust targets and components"
@@ -33,7 +34,15 @@ if [[ -z "${ALF_SKIP_SETUP:-}" ]]; then
     else
         echo "all present"
     fi
+
+    step "set-up: Python venv with Authlib + Flask (the real authorization server of the interop tests)"
+    if ! "$ALF_PYENV/bin/python" -c "import authlib, flask" >/dev/null 2>&1; then
+        python3 -m venv "$ALF_PYENV"
+        "$ALF_PYENV/bin/pip" install -q --disable-pip-version-check "authlib==1.*" "flask==3.*"
+    fi
+    echo "python: $ALF_PYENV/bin/python"
 fi
+export ALF_PYTHON="$ALF_PYENV/bin/python"
 
 step "format"
 cargo fmt --all --check
