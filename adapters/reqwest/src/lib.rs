@@ -1,0 +1,26 @@
+#![doc = include_str!("../README.md")]
+//! # Features
+#![doc = document_features::document_features!()]
+#![forbid(unsafe_code)]
+// The core's error keeps the token endpoint's `error_description` inline (no allocator), which
+// makes `Error::Token` larger than clippy likes. It stays unboxed so that callers can match
+// `Error::Token(alf::Error::TokenEndpoint(e))` directly; errors are rare and moved, not copied.
+#![allow(clippy::result_large_err, clippy::large_enum_variant)]
+
+pub mod client;
+pub mod clock;
+pub mod error;
+pub mod transport;
+
+pub use client::{
+    Builder, Client, CoreClient, MAX_REDIRECTS, RequestBuilder, same_origin_redirects,
+};
+pub use clock::TokioClock;
+pub use error::Error;
+pub use transport::{DEFAULT_TIMEOUT, ReqwestTransport, TransportBuilder, TransportError};
+
+/// alf itself, re-exported so that `alf_reqwest::alf::Config` works without a second
+/// dependency line.
+pub use alf;
+/// reqwest, re-exported for its types (`Response`, `Method`, `header`...).
+pub use reqwest;
