@@ -286,7 +286,15 @@ impl<TE: fmt::Display> fmt::Display for Error<TE> {
     }
 }
 
-impl<TE: fmt::Debug + fmt::Display> core::error::Error for Error<TE> {}
+impl<TE: core::error::Error + 'static> core::error::Error for Error<TE> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Transport(e) => Some(e),
+            Self::TokenEndpoint(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 impl core::error::Error for TokenEndpointError {}
 
 impl fmt::Display for ConfigError {
@@ -298,7 +306,7 @@ impl core::error::Error for ConfigError {}
 
 /// Lets `Error` be used where an `embedded_io` error is expected (for example inside another
 /// transport that wraps alf).
-impl<TE: embedded_io::Error> embedded_io::Error for Error<TE> {
+impl<TE: embedded_io::Error + 'static> embedded_io::Error for Error<TE> {
     fn kind(&self) -> embedded_io::ErrorKind {
         match self {
             Self::Transport(e) => e.kind(),
