@@ -58,6 +58,26 @@ struct Shared<const N: usize> {
     last_error: Option<Error<embedded_io::ErrorKind>>,
     /// A token was just rejected: the store probably holds it, so do not load it back.
     skip_store: bool,
+    /// Callers fetching or queued to fetch (see [`Pending`]). A `Fetching` state with none is
+    /// abandoned: its caller was dropped.
+    pending: u32,
+}
+
+/// Counts a caller as fetching, or queued to fetch, for as long as it lives, drop included:
+/// a caller dropped at any `.await` stops counting, so an abandoned fetch is seen at once.
+struct Pending<'a, const N: usize>(&'a maitake_sync::blocking::Mutex<Shared<N>>);
+
+impl<'a, const N: usize> Pending<'a, N> {
+    fn new(shared: &'a maitake_sync::blocking::Mutex<Shared<N>>) -> Self {
+        shared.with_lock(|s| s.pending += 1);
+        Self(shared)
+    }
+}
+
+impl<const N: usize> Drop for Pending<'_, N> {
+    fn drop(&mut self) {
+        self.0.with_lock(|s| s.pending -= 1);
+    }
 }
 
 struct Io<T, S, const RX: usize> {
@@ -106,9 +126,15 @@ impl<T, C, S, const N: usize, const RX: usize> Client<T, C, S, N, RX> {
         self.shared.with_lock(|s| s.state.kind())
     }
 
-    /// When the client next has work to do without a request (see [`State::poll_at`]).
+    /// When the client next has work to do without a request (see [`State::poll_at`]): the
+    /// refresh time of a valid token, the retry time of a fetch, or `Instant::ZERO` ("now")
+    /// for a fetch that its caller abandoned. `None` when there is no token, or a fetch is
+    /// running.
     pub fn poll_at(&self) -> Option<Instant> {
-        self.shared.with_lock(|s| s.state.poll_at())
+        self.shared.with_lock(|s| match &s.state {
+            State::Fetching(f) if s.pending == 0 => Some(f.retry_at().unwrap_or(Instant::ZERO)),
+            state => state.poll_at(),
+        })
     }
 }
 
@@ -159,10 +185,16 @@ impl<const N: usize> Shared<N> {
                     None
                 }
             },
-            other => {
-                let l = other.usable_token(now).map(lease);
-                self.state = other;
+            // A refresh in progress: serve the old token meanwhile. If no one is fetching any
+            // more (the caller that claimed it was dropped), take over instead.
+            State::Fetching(f) if self.pending > 0 => {
+                let l = f.stale(now).map(lease);
+                self.state = State::Fetching(f);
                 l
+            }
+            other => {
+                self.state = other;
+                None
             }
         }
     }
@@ -278,6 +310,7 @@ where
                 completed: 0,
                 last_error: None,
                 skip_store: false,
+                pending: 0,
             }),
             io: maitake_sync::Mutex::new(Io { transport, store, key: None, rx: [0; RX] }),
         }
@@ -303,10 +336,17 @@ where
     /// Errors are those of the token endpoint, the transport, or the response; see [`Error`].
     pub async fn token(&self) -> Result<Lease<N>, Error<T::Error>> {
         let now = self.clock.now();
-        let seen = self.shared.with_lock(|s| s.completed);
-        if let Some(l) = self.shared.with_lock(|s| s.fast_path(now)) {
+        // One critical section: a caller that does not get a token counts as pending before
+        // anyone else can look at the state.
+        let (seen, fast) = self.shared.with_lock(|s| {
+            let fast = s.fast_path(now);
+            s.pending += u32::from(fast.is_none());
+            (s.completed, fast)
+        });
+        if let Some(l) = fast {
             return Ok(l);
         }
+        let _pending = Pending(&self.shared);
         let mut io = self.io.lock().await;
         self.fetch_locked(&mut io, seen).await
     }
@@ -358,6 +398,7 @@ where
             // Through the I/O lock, so that a fetch in flight is waited for, not spun on.
             let seen = self.shared.with_lock(|s| s.completed);
             let result = {
+                let _pending = Pending::new(&self.shared);
                 let mut io = self.io.lock().await;
                 self.fetch_locked(&mut io, seen).await
             };
