@@ -2,9 +2,10 @@
 # alf's whole test suite, set-up included.
 #
 # Runs on a fresh machine that has only the Rust toolchain (rustup + cargo): it installs what is
-# missing (Rust targets and components, Debian packages for the real servers the tests start,
-# Python packages for the real authorization server), then runs formatting and lint checks,
-# every test, the documentation build and the cross builds of the no_std core.
+# missing (Rust targets and components; Debian packages for the real servers the tests start and
+# for QEMU; Python packages for the real authorization server), then runs formatting and lint
+# checks, the cross builds of the no_std core, the documentation build, every test, and the
+# core's test cases as firmware under QEMU.
 #
 #   bash tests/run.sh            # everything
 #   ALF_SKIP_SETUP=1 bash tests/run.sh   # skip installs (machine already set up)
@@ -22,7 +23,7 @@ if [[ -z "${ALF_SKIP_SETUP:-}" ]]; then
 
     step "set-up: system packages"
     missing=()
-    for pair in redis-server:redis-server memcached:memcached; do
+    for pair in redis-server:redis-server memcached:memcached qemu-system-arm:qemu-system-arm qemu-system-riscv32:qemu-system-misc; do
         bin=${pair%%:*}; pkg=${pair##*:}
         command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")
     done
@@ -71,3 +72,6 @@ RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p alf --features testing
 
 step "tests"
 cargo test --workspace --features alf/testing,alf/log
+
+step "core tests as firmware under QEMU (Cortex-M4F, Cortex-M0, RISC-V 32)"
+bash tests/qemu.sh
