@@ -431,7 +431,17 @@ where
             let policy = self.config.store;
             let key = self.store_key(&mut io.key);
             match io.store.try_lock(&key, policy.lock_ttl).await {
-                Ok(true) => locked = true,
+                Ok(true) => {
+                    locked = true;
+                    // Another process may have saved a token and unlocked between our load
+                    // and our lock: look once more before fetching.
+                    if let Some(l) = self.load_from_store(io).await {
+                        if io.store.unlock(&key).await.is_err() {
+                            warn!("alf: token store unlock failed");
+                        }
+                        return Ok(l);
+                    }
+                }
                 Ok(false) => {
                     // Another process is fetching: wait a little for its token.
                     let deadline = self.clock.now() + policy.wait;
