@@ -1,0 +1,472 @@
+//! [`ReqwlessTransport`]: alf's [`Transport`] over reqwless's HTTP client.
+//!
+//! Each [`send`](Transport::send) opens a new connection (TCP, then TLS for `https://`),
+//! writes one request, reads the whole response into the caller's buffer and closes the
+//! connection. There is no connection reuse: a token request happens once per token lifetime,
+//! and a fresh connection per request is what makes cancellation safe (a dropped `send` drops
+//! its connection, and nothing half-read is left for the next call).
+
+use core::net::SocketAddr;
+
+use alf::Transport;
+use alf::http::{Method, Request, Response, is_valid_header_name, is_valid_header_value};
+use embassy_time::Duration;
+use embedded_io::ErrorKind;
+use embedded_io_async::{ErrorType, Read, Write};
+use embedded_nal_async::{Dns, TcpConnect};
+use reqwless::client::HttpClient;
+use reqwless::request::RequestBuilder;
+
+use crate::error::{Error, InvalidRequest};
+
+/// The timeout [`ReqwlessTransport::new`] starts with: 30 seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The header capacity [`ReqwlessTransport`] starts with.
+pub const DEFAULT_HEADER_CAPACITY: usize = 16;
+
+/// alf's [`Transport`] over reqwless, for embassy-net (or any `embedded-nal-async` stack).
+///
+/// - `T`: the TCP stack (embassy-net's `TcpClient`), `D`: the resolver (embassy-net's
+///   `DnsSocket`). Both are borrowed for `'a`, like reqwless's own `HttpClient`.
+/// - `H`: how many headers a request may carry, `Authorization` and `Connection` included
+///   (default 16; see [`with_header_capacity`](Self::with_header_capacity)).
+///
+/// What it sends: the request line, `Host` (with the port, as in the URL), `Content-Length`
+/// for `POST`/`PUT`/`PATCH` and for any request with a body, the request's headers,
+/// `Authorization` exactly as alf gives it (never reqwless's `basic_auth`, which neither
+/// percent-encodes nor accepts long credentials), and `Connection: close` unless the request
+/// sets `Connection` itself.
+///
+/// What it does not do: follow redirects (reqwless never does: a 3xx comes back as it is),
+/// reuse connections, or log URLs, headers or bodies.
+///
+/// The receive buffer `rx` first holds the response headers, then the whole body: size it
+/// for the larger of the two. A response that does not fit fails with
+/// [`Error::ResponseTooLarge`] (kind `OutOfMemory`). `Content-Length`, chunked and
+/// read-until-close bodies are supported.
+pub struct ReqwlessTransport<'a, T, D, const H: usize = DEFAULT_HEADER_CAPACITY> {
+    tcp: &'a T,
+    dns: &'a D,
+    timeout: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::Tls<'a>>,
+}
+
+impl<T, D, const H: usize> core::fmt::Debug for ReqwlessTransport<'_, T, D, H> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut s = f.debug_struct("ReqwlessTransport");
+        s.field("timeout_ms", &self.timeout.as_millis());
+        #[cfg(feature = "tls")]
+        s.field("tls", &self.tls);
+        s.finish_non_exhaustive()
+    }
+}
+
+impl<'a, T, D> ReqwlessTransport<'a, T, D>
+where
+    T: TcpConnect,
+    D: Dns,
+{
+    /// A transport that connects through `tcp` and resolves names through `dns`, with a
+    /// timeout of [`DEFAULT_TIMEOUT`] (30 s) per request and room for
+    /// [`DEFAULT_HEADER_CAPACITY`] (16) headers per request.
+    ///
+    /// Without TLS (the `tls` feature and `with_tls`), `https://` URLs fail
+    /// with [`Error::TlsNotConfigured`] before anything is sent.
+    pub fn new(tcp: &'a T, dns: &'a D) -> Self {
+        Self {
+            tcp,
+            dns,
+            timeout: DEFAULT_TIMEOUT,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+}
+
+impl<'a, T, D, const H: usize> ReqwlessTransport<'a, T, D, H>
+where
+    T: TcpConnect,
+    D: Dns,
+{
+    /// Room for `H2` headers per request instead of `H`, `Authorization` and `Connection`
+    /// included. The headers are gathered on the stack during a request: `H2` pairs of
+    /// `&str` (16 bytes each on a 32-bit target).
+    #[must_use]
+    pub fn with_header_capacity<const H2: usize>(self) -> ReqwlessTransport<'a, T, D, H2> {
+        ReqwlessTransport {
+            tcp: self.tcp,
+            dns: self.dns,
+            timeout: self.timeout,
+            #[cfg(feature = "tls")]
+            tls: self.tls,
+        }
+    }
+
+    /// Set the timeout of each request: name resolution, connection, TLS handshake, request
+    /// and response together. A request that takes longer fails with [`Error::Timeout`]
+    /// (kind `TimedOut`, which alf retries according to its retry policy).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The timeout of each request.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Use TLS for `https://` URLs. **Read the crate's TLS section first**: what is and is not
+    /// verified depends on the [`Tls`](crate::Tls) you build.
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn with_tls<'t: 'a>(mut self, tls: crate::tls::Tls<'t>) -> Self {
+        self.tls = Some(tls.shorten());
+        self
+    }
+
+    async fn exchange<'b>(
+        &mut self,
+        request: &Request<'_>,
+        rx: &'b mut [u8],
+    ) -> Result<Response<'b>, Error> {
+        let target = Target::parse(request.url)?;
+        let headers = headers::<H>(request)?;
+        // Checked here, before connecting: reqwless connects first, and with its TLS feature
+        // on but no TLS configuration it sends an `https://` request in clear text.
+        #[cfg(feature = "tls")]
+        let has_tls = self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        let has_tls = false;
+        if target.https && !has_tls {
+            return Err(Error::TlsNotConfigured);
+        }
+        let tcp = Tcp(self.tcp);
+        #[cfg(feature = "tls")]
+        let mut client = match &mut self.tls {
+            Some(tls) => HttpClient::new_with_tls(&tcp, self.dns, tls.config()),
+            None => HttpClient::new(&tcp, self.dns),
+        };
+        #[cfg(not(feature = "tls"))]
+        let mut client = HttpClient::new(&tcp, self.dns);
+
+        let handle = client
+            .request(method(request.method), target.url)
+            .await?
+            .host(target.authority)
+            .headers(&headers);
+        let rx_len = rx.len();
+        if sends_body(request) {
+            let mut handle = handle.body(request.body);
+            read_response(handle.send(rx).await?, rx_len).await
+        } else {
+            let mut handle = handle;
+            read_response(handle.send(rx).await?, rx_len).await
+        }
+    }
+}
+
+impl<T, D, const H: usize> Transport for ReqwlessTransport<'_, T, D, H>
+where
+    T: TcpConnect,
+    D: Dns,
+{
+    type Error = Error;
+
+    async fn send<'b>(
+        &mut self,
+        request: &Request<'_>,
+        rx: &'b mut [u8],
+    ) -> Result<Response<'b>, Error> {
+        let method = request.method.as_str();
+        let result =
+            match embassy_time::with_timeout(self.timeout, self.exchange(request, rx)).await {
+                Ok(result) => result,
+                Err(embassy_time::TimeoutError) => Err(Error::Timeout),
+            };
+        match &result {
+            Ok(r) => trace!("alf-reqwless: {} answered {}", method, r.status),
+            Err(e) => debug!("alf-reqwless: {} failed: {:?}", method, e),
+        }
+        result
+    }
+}
+
+/// Read the status, the headers and the whole body of `response`.
+async fn read_response<'b, C>(
+    response: reqwless::response::Response<'_, 'b, C>,
+    rx_len: usize,
+) -> Result<Response<'b>, Error>
+where
+    C: Read + reqwless::TryBufRead,
+{
+    let mut out = Response::new(response.status.0, &[]);
+    for (name, value) in response.headers() {
+        // reqwless yields its unused header slots too, with empty names.
+        if !name.is_empty() {
+            out.observe_header(name, value);
+        }
+    }
+    let announced = response.content_length;
+    if announced.is_some_and(|len| len > rx_len) {
+        return Err(Error::ResponseTooLarge);
+    }
+    match response.body().read_to_end().await {
+        Ok(body) => {
+            out.body = body;
+            Ok(out)
+        }
+        // With a `Content-Length` that fits, "buffer too small" can only mean that the peer
+        // closed the connection before sending the whole body.
+        Err(reqwless::Error::BufferTooSmall) if announced.is_some() => Err(Error::Truncated),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST`, `PUT` and `PATCH` always send `Content-Length` (0 for an empty body); other
+/// methods only when they have a body (RFC 9110 §8.6).
+fn sends_body(request: &Request<'_>) -> bool {
+    matches!(request.method, Method::Post | Method::Put | Method::Patch) || !request.body.is_empty()
+}
+
+fn method(m: Method) -> reqwless::request::Method {
+    use reqwless::request::Method as R;
+    match m {
+        Method::Get => R::GET,
+        Method::Post => R::POST,
+        Method::Put => R::PUT,
+        Method::Patch => R::PATCH,
+        Method::Delete => R::DELETE,
+        Method::Head => R::HEAD,
+        Method::Options => R::OPTIONS,
+    }
+}
+
+/// The headers to send after `Host` and `Content-Length`: the request's, `Authorization`,
+/// and `Connection: close`.
+fn headers<'r, const H: usize>(
+    request: &Request<'r>,
+) -> Result<heapless::Vec<(&'r str, &'r str), H>, InvalidRequest> {
+    let mut out = heapless::Vec::new();
+    let mut connection = false;
+    for &(name, value) in request.headers {
+        if !is_valid_header_name(name) || !is_valid_header_value(value) {
+            return Err(InvalidRequest::Header);
+        }
+        let reserved = ["host", "content-length", "transfer-encoding"]
+            .iter()
+            .any(|r| name.eq_ignore_ascii_case(r))
+            || (request.authorization.is_some() && name.eq_ignore_ascii_case("authorization"));
+        if reserved {
+            return Err(InvalidRequest::ReservedHeader);
+        }
+        connection |= name.eq_ignore_ascii_case("connection");
+        out.push((name, value))
+            .map_err(|_| InvalidRequest::TooManyHeaders)?;
+    }
+    if let Some(authorization) = request.authorization {
+        if !is_valid_header_value(authorization) {
+            return Err(InvalidRequest::Header);
+        }
+        out.push(("Authorization", authorization))
+            .map_err(|_| InvalidRequest::TooManyHeaders)?;
+    }
+    if !connection {
+        out.push(("Connection", "close"))
+            .map_err(|_| InvalidRequest::TooManyHeaders)?;
+    }
+    Ok(out)
+}
+
+/// The parts of a URL this transport needs, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Target<'u> {
+    /// The URL without its fragment (a fragment is never sent).
+    url: &'u str,
+    /// `host[:port]` as written in the URL: the `Host` header's value.
+    authority: &'u str,
+    /// The scheme is `https`.
+    https: bool,
+}
+
+impl<'u> Target<'u> {
+    fn parse(url: &'u str) -> Result<Self, InvalidRequest> {
+        // Visible ASCII only: the URL goes into the request line as it is.
+        if !url.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(InvalidRequest::Url);
+        }
+        let url = url.split_once('#').map_or(url, |(before, _)| before);
+        let (scheme, rest) = url.split_once("://").ok_or(InvalidRequest::Url)?;
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let authority = &rest[..end];
+        // reqwless takes everything up to the first `/` as host and port, so a query right
+        // after the authority (`http://host?x`) would become part of the host.
+        if authority.is_empty() || authority.contains('@') || rest[end..].starts_with('?') {
+            return Err(InvalidRequest::Url);
+        }
+        Ok(Self {
+            url,
+            authority,
+            https: scheme.eq_ignore_ascii_case("https"),
+        })
+    }
+}
+
+/// The TCP stack, with connections that turn a repeated end-of-stream into an error.
+///
+/// reqwless 0.14 reads a chunked body in a loop that does not stop when the peer closes the
+/// connection in the middle of a chunk: it reads again, gets 0 bytes again, and spins. On
+/// embassy-net a read at end-of-stream completes at once, so the spin never yields and the
+/// timeout cannot fire. No reader here legitimately reads again after end-of-stream, so the
+/// second end-of-stream is reported as `ConnectionAborted`.
+struct Tcp<'t, T>(&'t T);
+
+impl<T: TcpConnect> TcpConnect for Tcp<'_, T> {
+    type Error = ErrorKind;
+    type Connection<'c>
+        = Conn<T::Connection<'c>>
+    where
+        Self: 'c;
+
+    async fn connect<'c>(&'c self, remote: SocketAddr) -> Result<Self::Connection<'c>, ErrorKind> {
+        match self.0.connect(remote).await {
+            Ok(inner) => Ok(Conn { inner, eof: false }),
+            Err(e) => Err(embedded_io::Error::kind(&e)),
+        }
+    }
+}
+
+struct Conn<C> {
+    inner: C,
+    eof: bool,
+}
+
+impl<C> ErrorType for Conn<C> {
+    type Error = ErrorKind;
+}
+
+impl<C: Read> Read for Conn<C> {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.eof {
+            return Err(ErrorKind::ConnectionAborted);
+        }
+        let n = self
+            .inner
+            .read(buf)
+            .await
+            .map_err(|e| embedded_io::Error::kind(&e))?;
+        self.eof = n == 0;
+        Ok(n)
+    }
+}
+
+impl<C: Write> Write for Conn<C> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
+        self.inner
+            .write(buf)
+            .await
+            .map_err(|e| embedded_io::Error::kind(&e))
+    }
+
+    async fn flush(&mut self) -> Result<(), ErrorKind> {
+        self.inner
+            .flush()
+            .await
+            .map_err(|e| embedded_io::Error::kind(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let t = Target::parse("http://127.0.0.1:8080/token?x=1#frag").unwrap();
+        assert_eq!(t.url, "http://127.0.0.1:8080/token?x=1");
+        assert_eq!(t.authority, "127.0.0.1:8080");
+        assert!(!t.https);
+        let t = Target::parse("HTTPS://auth.example.com").unwrap();
+        assert_eq!(t.authority, "auth.example.com");
+        assert!(t.https);
+        let t = Target::parse("http://[::1]:80/a").unwrap();
+        assert_eq!(t.authority, "[::1]:80");
+        for bad in [
+            "",
+            "auth.example.com/token",
+            "http:///token",
+            "http://user:pass@host/token",
+            "http://host?x=1",
+            "http://host/to ken",
+            "http://host/token\r\nX: y",
+            "http://hôst/",
+        ] {
+            assert_eq!(Target::parse(bad), Err(InvalidRequest::Url), "{bad}");
+        }
+    }
+
+    #[test]
+    fn header_list() {
+        let hs = [
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Accept", "application/json"),
+        ];
+        let mut r = Request::new(Method::Post, "http://h/t").headers(&hs);
+        r.authorization = Some("Basic YTpi");
+        let out = headers::<16>(&r).unwrap();
+        assert_eq!(
+            out.as_slice(),
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Accept", "application/json"),
+                ("Authorization", "Basic YTpi"),
+                ("Connection", "close"),
+            ]
+        );
+        assert_eq!(headers::<3>(&r), Err(InvalidRequest::TooManyHeaders));
+
+        let keep = [("connection", "keep-alive")];
+        let out = headers::<4>(&Request::new(Method::Get, "http://h/").headers(&keep)).unwrap();
+        assert_eq!(out.as_slice(), &[("connection", "keep-alive")]);
+
+        for bad in [
+            [("Host", "evil")],
+            [("Content-Length", "5")],
+            [("transfer-encoding", "chunked")],
+        ] {
+            let r = Request::new(Method::Get, "http://h/").headers(&bad);
+            assert_eq!(headers::<4>(&r), Err(InvalidRequest::ReservedHeader));
+        }
+        let twice = [("Authorization", "Bearer x")];
+        let mut r = Request::new(Method::Get, "http://h/").headers(&twice);
+        assert!(
+            headers::<4>(&r).is_ok(),
+            "an Authorization header alone is the caller's choice"
+        );
+        r.authorization = Some("Bearer y");
+        assert_eq!(headers::<4>(&r), Err(InvalidRequest::ReservedHeader));
+
+        let injected = [("X-A", "1\r\nX-B: 2")];
+        let r = Request::new(Method::Get, "http://h/").headers(&injected);
+        assert_eq!(headers::<4>(&r), Err(InvalidRequest::Header));
+        let mut r = Request::new(Method::Get, "http://h/");
+        r.authorization = Some("Bearer a\r\nX: y");
+        assert_eq!(headers::<4>(&r), Err(InvalidRequest::Header));
+    }
+
+    #[test]
+    fn content_length_rules() {
+        assert!(sends_body(&Request::new(Method::Post, "http://h/")));
+        assert!(sends_body(&Request::new(Method::Put, "http://h/")));
+        assert!(!sends_body(&Request::new(Method::Get, "http://h/")));
+        assert!(!sends_body(&Request::new(Method::Delete, "http://h/")));
+        assert!(sends_body(
+            &Request::new(Method::Delete, "http://h/").body(b"x")
+        ));
+    }
+}
