@@ -93,7 +93,12 @@ struct Io<T, S, const RX: usize> {
 ///   default);
 /// - `N`: token capacity in bytes, `Bearer ` prefix included (default 2048);
 /// - `RX`: the receive buffer for token responses (default 4096). It must hold the whole
-///   response, plus room to unescape the longest string that contains escapes.
+///   response body (and, with transports that read headers into it, such as reqwless, the
+///   response headers too), plus room to unescape the longest string that contains escapes.
+///
+/// Every request made through one `Client` (token requests and [`send`](Self::send)) uses its
+/// one transport in turn, behind a fair lock: requests from many tasks run one at a time, so
+/// one socket is enough on a device. A valid token is handed out without taking that lock.
 ///
 /// The client owns `RX + N` bytes and a little more; put it in a `static` (with
 /// `static_cell`) on a device, or in an `Arc` on a host.
@@ -552,6 +557,14 @@ where
         let remaining = Duration::from_secs(loaded.expires_at_unix.checked_sub(unix_now)?);
         let now = self.clock.now();
         self.shared.with_lock(|s| {
+            // During a refresh the store usually holds the very token being refreshed (this
+            // client saved it). Adopting it again would push its refresh towards its expiry,
+            // over and over: only a newer token, saved by another process, counts.
+            if let State::Fetching(f) = &s.state {
+                if f.stale(now).is_some_and(|t| t.access_token().secret() == token.secret()) {
+                    return None;
+                }
+            }
             let v = Valid::adopt(&mut s.ctx, token, now, remaining)?;
             match v.check(now) {
                 Check::Fresh(v) => {
@@ -593,7 +606,7 @@ where
     ///   slices, so they can always be replayed.
     /// - A request that already has an `Authorization` header is refused
     ///   ([`RequestError::AuthorizationHeaderPresent`]) rather than silently overwritten.
-    /// - The response body is read into `rx`.
+    /// - The response is read into `rx` (the body, and with some transports the headers).
     pub async fn send<'b>(&self, request: &Request<'_>, rx: &'b mut [u8]) -> Result<Response<'b>, Error<T::Error>> {
         if request.authorization.is_some() || request.header("authorization").is_some() {
             return Err(Error::Request(RequestError::AuthorizationHeaderPresent));

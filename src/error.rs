@@ -251,7 +251,7 @@ impl<TE> Error<TE> {
     }
 }
 
-impl From<ConfigError> for Error<core::convert::Infallible> {
+impl<TE> From<ConfigError> for Error<TE> {
     fn from(e: ConfigError) -> Self {
         Self::Config(e)
     }

@@ -10,8 +10,8 @@
 use core::fmt;
 
 use heapless::String;
-use serde::de::{self, Deserializer, IgnoredAny, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, Visitor};
 
 use crate::error::{
     CapacityError, ERROR_TEXT_CAPACITY, Error, OAuthErrorCode, ResponseError, TokenEndpointError,
@@ -32,7 +32,8 @@ pub struct TokenResponse<const N: usize> {
 impl<const N: usize> TokenResponse<N> {
     /// The lifetime to use under `default_lifetime` when `expires_in` is missing.
     pub fn lifetime(&self, default_lifetime: Duration) -> Duration {
-        self.expires_in.map_or(default_lifetime, Duration::from_secs)
+        self.expires_in
+            .map_or(default_lifetime, Duration::from_secs)
     }
 }
 
@@ -66,6 +67,13 @@ impl<'de, const N: usize> Visitor<'de> for BoundedVisitor<N> {
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(Bounded::NotAString)
     }
+    // An object or array is skipped, so that it does not make the whole body unreadable.
+    fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        IgnoredAny.visit_map(map).map(|_| Bounded::NotAString)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        IgnoredAny.visit_seq(seq).map(|_| Bounded::NotAString)
+    }
 }
 
 impl<'de, const N: usize> Deserialize<'de> for Bounded<N> {
@@ -79,6 +87,7 @@ enum TokenField<const N: usize> {
     Token(AccessToken<N>),
     TooLong,
     Invalid,
+    NotAString,
 }
 
 struct TokenVisitor<const N: usize>;
@@ -95,7 +104,13 @@ impl<'de, const N: usize> Visitor<'de> for TokenVisitor<N> {
         Ok(AccessToken::from_token(v).map_or(TokenField::TooLong, TokenField::Token))
     }
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(TokenField::Invalid)
+        Ok(TokenField::NotAString)
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        IgnoredAny.visit_map(map).map(|_| TokenField::NotAString)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        IgnoredAny.visit_seq(seq).map(|_| TokenField::NotAString)
     }
 }
 
@@ -133,11 +148,29 @@ pub fn parse_token_response<const N: usize>(
     secret: &str,
     unix_now: Option<u64>,
 ) -> Result<TokenResponse<N>, ParseError> {
+    use serde_json_core::de::Error as JsonError;
     let parsed = serde_json_core::from_slice_escaped::<Fields<N>>(response.body, scratch);
     let fields = match parsed {
         Ok((f, _)) => Some(f),
-        Err(serde_json_core::de::Error::EscapedStringIsTooLong) => {
-            return Err(Error::Capacity(CapacityError::Scratch));
+        Err(e @ (JsonError::EscapedStringIsTooLong | JsonError::InvalidEscapeSequence)) => {
+            // A string could not be unescaped: it did not fit `scratch`, or it holds an escape
+            // serde-json-core does not decode (a surrogate pair such as `\ud83d\ude00`). An
+            // error response still keeps its status and code: read it again without unescaping,
+            // and drop the texts that would need it.
+            match serde_json_core::from_slice::<Fields<N>>(response.body) {
+                Ok((mut f, _)) if !response.is_success() || f.error.is_some() => {
+                    for text in [&mut f.error_description, &mut f.error_uri] {
+                        if matches!(text, Some(Bounded::Fits(t)) if t.contains('\\')) {
+                            *text = None;
+                        }
+                    }
+                    Some(f)
+                }
+                _ if response.is_success() && e == JsonError::EscapedStringIsTooLong => {
+                    return Err(Error::Capacity(CapacityError::Scratch));
+                }
+                _ => None,
+            }
         }
         Err(_) => None,
     };
@@ -173,7 +206,9 @@ pub fn parse_token_response<const N: usize>(
         return Err(endpoint_error(Some(&fields)));
     }
     let token = match fields.access_token {
-        None => return Err(Error::InvalidResponse(ResponseError::MissingAccessToken)),
+        None | Some(TokenField::NotAString) => {
+            return Err(Error::InvalidResponse(ResponseError::MissingAccessToken));
+        }
         Some(TokenField::Invalid) => {
             return Err(Error::InvalidResponse(ResponseError::InvalidAccessToken));
         }
@@ -187,7 +222,9 @@ pub fn parse_token_response<const N: usize>(
     }
     let expires_in = match top_level_value(response.body, "expires_in") {
         None | Some(b"null") => None,
-        Some(raw) => Some(parse_expires_in(raw).ok_or(Error::InvalidResponse(ResponseError::InvalidExpiresIn))?),
+        Some(raw) => Some(
+            parse_expires_in(raw).ok_or(Error::InvalidResponse(ResponseError::InvalidExpiresIn))?,
+        ),
     };
     Ok(TokenResponse { token, expires_in })
 }
@@ -221,7 +258,9 @@ pub fn parse_expires_in(raw: &[u8]) -> Option<u64> {
         if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        digits.iter().fold(0u64, |a, d| a.saturating_mul(10).saturating_add(u64::from(d - b'0')))
+        digits.iter().fold(0u64, |a, d| {
+            a.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+        })
     } else {
         parse_json_number_floor(digits)?
     };
@@ -259,7 +298,13 @@ fn parse_json_number_floor(s: &[u8]) -> Option<u64> {
         if tail.is_empty() || !tail.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        exp = sign * tail.iter().fold(0i64, |a, d| a.saturating_mul(10).saturating_add(i64::from(d - b'0'))).min(10_000);
+        exp = sign
+            * tail
+                .iter()
+                .fold(0i64, |a, d| {
+                    a.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+                })
+                .min(10_000);
         rest = &[];
     }
     if !rest.is_empty() {
@@ -267,7 +312,9 @@ fn parse_json_number_floor(s: &[u8]) -> Option<u64> {
     }
     // value = int.frac * 10^exp; take the digits that land before the decimal point.
     let all_digits = int.iter().chain(frac.iter());
-    let point = i64::try_from(int.len()).unwrap_or(i64::MAX).saturating_add(exp);
+    let point = i64::try_from(int.len())
+        .unwrap_or(i64::MAX)
+        .saturating_add(exp);
     let mut value = 0u64;
     let mut nonzero = false;
     for (i, d) in all_digits.enumerate() {
@@ -367,4 +414,652 @@ fn trim(mut s: &[u8]) -> &[u8] {
         s = rest;
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::http::RetryAfter;
+    use std::format;
+
+    const SECRET: &str = "s3cret";
+
+    fn parse_with<const N: usize>(
+        status: u16,
+        body: &str,
+        scratch: &mut [u8],
+    ) -> Result<TokenResponse<N>, ParseError> {
+        parse_token_response::<N>(
+            &Response::new(status, body.as_bytes()),
+            scratch,
+            SECRET,
+            None,
+        )
+    }
+
+    fn parse(status: u16, body: &str) -> Result<TokenResponse<256>, ParseError> {
+        parse_with::<256>(status, body, &mut [0u8; 512])
+    }
+
+    /// The token and `expires_in` of a successful 200.
+    #[track_caller]
+    fn ok(body: &str) -> (std::string::String, Option<u64>) {
+        match parse(200, body) {
+            Ok(r) => (r.token.secret().into(), r.expires_in),
+            Err(e) => panic!("{body}: {e:?}"),
+        }
+    }
+
+    #[track_caller]
+    fn invalid(body: &str) -> ResponseError {
+        match parse(200, body) {
+            Err(Error::InvalidResponse(e)) => e,
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
+    #[track_caller]
+    fn endpoint_error(status: u16, body: &str) -> TokenEndpointError {
+        match parse(status, body) {
+            Err(Error::TokenEndpoint(e)) => e,
+            other => panic!("{status} {body}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn good_token_with_any_case_of_bearer_or_no_token_type() {
+        for tt in [
+            r#","token_type":"Bearer""#,
+            r#","token_type":"bearer""#,
+            r#","token_type":"BEARER""#,
+            "",
+        ] {
+            let body = format!(r#"{{"access_token":"abc.DEF-123_~+/=","expires_in":3600{tt}}}"#);
+            assert_eq!(ok(&body), ("abc.DEF-123_~+/=".into(), Some(3600)), "{body}");
+        }
+        let r = parse(200, r#"{"access_token":"t","token_type":"Bearer"}"#).unwrap();
+        assert_eq!(r.token.header_value(), "Bearer t");
+        // `null` counts as missing.
+        assert_eq!(ok(r#"{"access_token":"t","token_type":null}"#).0, "t");
+        // Whitespace and unknown members (with nested values) are fine; 2xx other than 200 too.
+        let body = r#" { "scope" : {"a":[1,{"b":"c"}]}, "id_token":"x", "n": [1, 2],
+                        "access_token" : "t" , "expires_in" : 60 } "#;
+        assert_eq!(ok(body), ("t".into(), Some(60)));
+        assert!(parse(201, r#"{"access_token":"t"}"#).is_ok());
+    }
+
+    #[test]
+    fn unknown_token_types_are_rejected() {
+        for tt in [
+            r#""mac""#,
+            r#""DPoP""#,
+            r#""Bearer ""#,
+            r#""""#,
+            "5",
+            "true",
+        ] {
+            let body = format!(r#"{{"access_token":"t","token_type":{tt}}}"#);
+            assert_eq!(
+                invalid(&body),
+                ResponseError::UnsupportedTokenType,
+                "{body}"
+            );
+        }
+    }
+
+    fn expires(raw: &str) -> Result<Option<u64>, ParseError> {
+        parse(
+            200,
+            &format!(r#"{{"access_token":"t","expires_in":{raw}}}"#),
+        )
+        .map(|r| r.expires_in)
+    }
+
+    #[test]
+    fn expires_in_forms() {
+        let cases: &[(&str, Option<u64>)] = &[
+            ("3600", Some(3600)),
+            (r#""3600""#, Some(3600)),
+            ("3599.7", Some(3599)),
+            ("1e3", Some(1000)),
+            ("1E+3", Some(1000)),
+            ("2.5e1", Some(25)),
+            ("36000e-1", Some(3600)),
+            ("1", Some(1)),
+            ("null", None),
+            ("1e30", Some(u64::MAX)),
+            ("99999999999999999999999", Some(u64::MAX)),
+            (r#""99999999999999999999999""#, Some(u64::MAX)),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(expires(raw).ok(), Some(*want), "{raw}");
+        }
+        assert_eq!(ok(r#"{"access_token":"t"}"#).1, None);
+        let bad = [
+            "-1",
+            "-3600",
+            "0",
+            "0.0",
+            "0.5",
+            "1e-3",
+            r#""0""#,
+            r#""abc""#,
+            r#""-5""#,
+            r#""3600.5""#,
+            r#"" 3600""#,
+            r#""""#,
+            "true",
+            "abc",
+            r#"{"v":3600}"#,
+            "[3600]",
+        ];
+        for raw in bad {
+            assert_eq!(
+                expires(raw).err(),
+                Some(Error::InvalidResponse(ResponseError::InvalidExpiresIn)),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn lifetime_uses_the_default_when_expires_in_is_missing() {
+        let d = Duration::from_secs(42);
+        assert_eq!(
+            parse(200, r#"{"access_token":"t"}"#).unwrap().lifetime(d),
+            d
+        );
+        assert_eq!(
+            parse(200, r#"{"access_token":"t","expires_in":7}"#)
+                .unwrap()
+                .lifetime(d),
+            Duration::from_secs(7)
+        );
+    }
+
+    #[test]
+    fn bad_access_tokens() {
+        use ResponseError::*;
+        let cases = [
+            (r#"{"token_type":"Bearer"}"#, MissingAccessToken),
+            (r#"{"access_token":null}"#, MissingAccessToken),
+            (r#"{"access_token":123}"#, MissingAccessToken),
+            (r#"{"access_token":true}"#, MissingAccessToken),
+            (r#"{"access_token":{"a":"b"}}"#, MissingAccessToken),
+            (r#"{"access_token":["a"]}"#, MissingAccessToken),
+            (r#"{"access_token":""}"#, InvalidAccessToken),
+            (r#"{"access_token":"a b"}"#, InvalidAccessToken),
+            (r#"{"access_token":"a\r\nX-Evil: 1"}"#, InvalidAccessToken),
+            (r#"{"access_token":"a\nb"}"#, InvalidAccessToken),
+            (r#"{"access_token":"a\u0000b"}"#, InvalidAccessToken),
+            (r#"{"access_token":"a\tb"}"#, InvalidAccessToken),
+            (r#"{"access_token":"caf\u00e9"}"#, InvalidAccessToken),
+            ("{\"access_token\":\"caf\u{e9}\"}", InvalidAccessToken),
+            ("{\"access_token\":\"a\x7fb\"}", InvalidAccessToken),
+        ];
+        for (body, want) in cases {
+            assert_eq!(invalid(body), want, "{body}");
+        }
+    }
+
+    #[test]
+    fn access_token_over_capacity() {
+        let mut scratch = [0u8; 64];
+        // N = 32 holds "Bearer " and 25 bytes of token.
+        let fits = format!(r#"{{"access_token":"{}"}}"#, "a".repeat(25));
+        let r = parse_with::<32>(200, &fits, &mut scratch).unwrap();
+        assert_eq!(r.token.secret(), "a".repeat(25));
+        let too_long = format!(r#"{{"access_token":"{}"}}"#, "a".repeat(26));
+        assert_eq!(
+            parse_with::<32>(200, &too_long, &mut scratch).err(),
+            Some(Error::Capacity(CapacityError::AccessToken))
+        );
+    }
+
+    #[test]
+    fn escapes_are_decoded() {
+        assert_eq!(ok(r#"{"access_token":"a\/b"}"#).0, "a/b");
+        assert_eq!(ok(r#"{"access_token":"\u0041\"\\"}"#).0, "A\"\\");
+        let e = endpoint_error(
+            400,
+            r#"{"error":"invalid_request","error_description":"caf\u00e9 \/ x","error_uri":"https:\/\/h\/e"}"#,
+        );
+        assert_eq!(e.description.as_deref(), Some("café / x"));
+        assert_eq!(e.uri.as_deref(), Some("https://h/e"));
+        // An escaped key is decoded too.
+        assert_eq!(ok(r#"{"access\u005ftoken":"t"}"#).0, "t");
+        // serde-json-core does not decode surrogate pairs: such a text is dropped, but the
+        // error keeps its code; a success body holding one is not accepted.
+        let e = endpoint_error(
+            400,
+            r#"{"error":"invalid_client","error_description":"\ud83d\ude00","error_uri":"u"}"#,
+        );
+        assert_eq!(
+            (e.code, e.description, e.uri.as_deref()),
+            (Some(OAuthErrorCode::InvalidClient), None, Some("u"))
+        );
+        assert_eq!(
+            invalid(r#"{"access_token":"t","x":"\ud83d\ude00"}"#),
+            ResponseError::NotJson
+        );
+        // A malformed escape in an error response is treated the same way.
+        let e = endpoint_error(
+            401,
+            r#"{"error":"invalid_client","error_description":"\q"}"#,
+        );
+        assert_eq!(
+            (e.code, e.description),
+            (Some(OAuthErrorCode::InvalidClient), None)
+        );
+    }
+
+    #[test]
+    fn scratch_too_small_for_an_escaped_string() {
+        let body = r#"{"access_token":"abcdefgh\/ijklmnop"}"#;
+        assert_eq!(
+            parse_with::<64>(200, body, &mut [0u8; 8]).err(),
+            Some(Error::Capacity(CapacityError::Scratch))
+        );
+        assert_eq!(
+            parse_with::<64>(200, body, &mut []).err(),
+            Some(Error::Capacity(CapacityError::Scratch))
+        );
+        // Exactly enough room.
+        assert_eq!(
+            parse_with::<64>(200, body, &mut [0u8; 17])
+                .unwrap()
+                .token
+                .secret(),
+            "abcdefgh/ijklmnop"
+        );
+        // Strings without escapes need no scratch at all.
+        assert_eq!(
+            parse_with::<64>(200, r#"{"access_token":"abc"}"#, &mut [])
+                .unwrap()
+                .token
+                .secret(),
+            "abc"
+        );
+    }
+
+    #[test]
+    fn error_response_whose_text_does_not_fit_the_scratch_is_still_an_endpoint_error() {
+        let body = r#"{"error":"invalid_client","error_description":"no such client \/ bad secret","error_uri":"https://h/e"}"#;
+        for status in [401, 200] {
+            let e = match parse_with::<64>(status, body, &mut [0u8; 8]) {
+                Err(Error::TokenEndpoint(e)) => e,
+                other => panic!("{status}: {other:?}"),
+            };
+            assert_eq!(e.status, status);
+            assert_eq!(e.code, Some(OAuthErrorCode::InvalidClient));
+            // Not decoded, so not kept; texts without escapes are.
+            assert_eq!(e.description, None);
+            assert_eq!(e.uri.as_deref(), Some("https://h/e"));
+        }
+    }
+
+    #[test]
+    fn non_json_2xx_bodies() {
+        let bodies = [
+            "",
+            " ",
+            "access_token=abc&expires_in=3600",
+            "<html>ok</html>",
+            r#"{"access_token":"abc","expires_in":3600"#,
+            r#"{"access_token":"abc"#,
+            r#"{"access_token":"abc"} trailing"#,
+            r#"{"access_token":"abc",}"#,
+            r#"[{"access_token":"abc"}]"#,
+            r#""access_token""#,
+            "3600",
+            "null",
+            r#"{"access_token":"a\qb"}"#,
+            r#"{"access_token":"abc","access_token":"def"}"#,
+        ];
+        for body in bodies {
+            assert_eq!(invalid(body), ResponseError::NotJson, "{body:?}");
+        }
+        // Not UTF-8.
+        let r = parse_token_response::<64>(
+            &Response::new(200, b"{\"access_token\":\"\xff\"}"),
+            &mut [0; 64],
+            SECRET,
+            None,
+        );
+        assert!(matches!(r, Err(Error::InvalidResponse(_))), "{r:?}");
+    }
+
+    #[test]
+    fn error_object_in_a_200_is_an_endpoint_error() {
+        let e = endpoint_error(200, r#"{"error":"invalid_client"}"#);
+        assert_eq!(e.status, 200);
+        assert_eq!(e.code, Some(OAuthErrorCode::InvalidClient));
+        assert_eq!(e.kind(), crate::ErrorKind::Credentials);
+        // Even next to a token: the server said error.
+        let e = endpoint_error(
+            200,
+            r#"{"access_token":"t","error":"temporarily_unavailable"}"#,
+        );
+        assert_eq!(e.code, Some(OAuthErrorCode::Unknown));
+        // `"error": null` is no error.
+        assert_eq!(ok(r#"{"access_token":"t","error":null}"#).0, "t");
+    }
+
+    #[test]
+    fn rfc6749_error_responses_keep_code_description_and_uri() {
+        use OAuthErrorCode::*;
+        let cases = [
+            (400, "invalid_request", InvalidRequest),
+            (400, "invalid_grant", InvalidGrant),
+            (400, "unsupported_grant_type", UnsupportedGrantType),
+            (400, "invalid_scope", InvalidScope),
+            (401, "invalid_client", InvalidClient),
+            (400, "unauthorized_client", UnauthorizedClient),
+            (500, "server_error", Unknown),
+        ];
+        for (status, code, want) in cases {
+            let body = format!(
+                r#"{{"error":"{code}","error_description":"Client authentication failed.","error_uri":"https://as.example/errors#{code}"}}"#
+            );
+            let e = endpoint_error(status, &body);
+            assert_eq!(e.status, status);
+            assert_eq!(e.code, Some(want), "{code}");
+            assert_eq!(
+                e.description.as_deref(),
+                Some("Client authentication failed.")
+            );
+            assert_eq!(
+                e.uri.as_deref(),
+                Some(format!("https://as.example/errors#{code}").as_str())
+            );
+            assert_eq!(e.retry_after_ms, None);
+        }
+        // Only the code.
+        let e = endpoint_error(400, r#"{"error":"invalid_client"}"#);
+        assert_eq!(
+            (e.code, e.description, e.uri),
+            (Some(InvalidClient), None, None)
+        );
+        // A code longer than any known one is kept as Unknown.
+        let long = format!(r#"{{"error":"{}"}}"#, "x".repeat(100));
+        assert_eq!(endpoint_error(400, &long).code, Some(Unknown));
+        // A non-string code or text is no code or text, and does not lose the rest.
+        let e = endpoint_error(
+            400,
+            r#"{"error":"invalid_client","error_description":{"en":"bad"},"error_uri":7}"#,
+        );
+        assert_eq!(
+            (e.code, e.description, e.uri),
+            (Some(InvalidClient), None, None)
+        );
+        let e = endpoint_error(400, r#"{"error":42,"error_description":"d"}"#);
+        assert_eq!((e.code, e.description.as_deref()), (None, Some("d")));
+    }
+
+    #[test]
+    fn overlong_error_text_is_dropped() {
+        let fits = "d".repeat(ERROR_TEXT_CAPACITY);
+        let e = endpoint_error(
+            400,
+            &format!(r#"{{"error":"invalid_request","error_description":"{fits}"}}"#),
+        );
+        assert_eq!(e.description.as_deref(), Some(fits.as_str()));
+        let long = "d".repeat(ERROR_TEXT_CAPACITY + 1);
+        let e = endpoint_error(
+            400,
+            &format!(
+                r#"{{"error":"invalid_request","error_description":"{long}","error_uri":"{long}"}}"#
+            ),
+        );
+        assert_eq!(
+            (e.code, e.description, e.uri),
+            (Some(OAuthErrorCode::InvalidRequest), None, None)
+        );
+    }
+
+    #[test]
+    fn the_client_secret_never_reaches_an_error_text() {
+        let e = endpoint_error(
+            401,
+            r#"{"error":"invalid_client","error_description":"secret s3cret is wrong","error_uri":"https://h/?s=s3cret"}"#,
+        );
+        assert_eq!(e.description.as_deref(), Some("[redacted]"));
+        assert_eq!(e.uri.as_deref(), Some("[redacted]"));
+        // Also when it only appears after unescaping.
+        let e = endpoint_error(
+            401,
+            r#"{"error":"invalid_client","error_description":"s3\u0063ret"}"#,
+        );
+        assert_eq!(e.description.as_deref(), Some("[redacted]"));
+        assert!(!format!("{e:?} {e}").contains(SECRET));
+        // An empty secret redacts nothing.
+        let r = parse_token_response::<64>(
+            &Response::new(400, br#"{"error":"x","error_description":"fine"}"#),
+            &mut [0; 64],
+            "",
+            None,
+        );
+        let Err(Error::TokenEndpoint(e)) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(e.description.as_deref(), Some("fine"));
+    }
+
+    #[test]
+    fn control_characters_in_error_text_are_replaced() {
+        let e = endpoint_error(
+            400,
+            r#"{"error":"invalid_request","error_description":"a\r\nX-Evil: 1\u0000\u001b[31m\u0085z","error_uri":"u\tv"}"#,
+        );
+        assert_eq!(e.description.as_deref(), Some("a  X-Evil: 1  [31m z"));
+        assert_eq!(e.uri.as_deref(), Some("u v"));
+    }
+
+    #[test]
+    fn redirects_are_endpoint_errors() {
+        for status in [301, 302, 303, 307, 308] {
+            let e = endpoint_error(status, r#"{"access_token":"t","expires_in":3600}"#);
+            assert_eq!((e.status, e.code), (status, None));
+            assert_eq!(endpoint_error(status, "").status, status);
+        }
+        // 1xx is no success either.
+        assert_eq!(endpoint_error(100, r#"{"access_token":"t"}"#).status, 100);
+    }
+
+    #[test]
+    fn non_json_error_bodies_keep_the_status() {
+        for (status, body) in [
+            (503, "<html>Service Unavailable</html>"),
+            (500, ""),
+            (502, "{"),
+            (404, "[]"),
+            (400, r#"{"error":"invalid_client""#),
+        ] {
+            let e = endpoint_error(status, body);
+            assert_eq!(
+                e,
+                TokenEndpointError {
+                    status,
+                    code: None,
+                    description: None,
+                    uri: None,
+                    retry_after_ms: None
+                }
+            );
+        }
+        assert_eq!(
+            endpoint_error(503, "oops").kind(),
+            crate::ErrorKind::Retryable
+        );
+        assert_eq!(
+            endpoint_error(401, "Unauthorized").kind(),
+            crate::ErrorKind::Credentials
+        );
+    }
+
+    #[test]
+    fn retry_after_is_carried_in_milliseconds() {
+        let mut r = Response::new(429, br#"{"error":"slow_down"}"#);
+        r.observe_header("Retry-After", b"7");
+        let Err(Error::TokenEndpoint(e)) =
+            parse_token_response::<64>(&r, &mut [0; 64], SECRET, None)
+        else {
+            panic!()
+        };
+        assert_eq!((e.status, e.retry_after_ms), (429, Some(7000)));
+        // A date needs the wall time.
+        r.retry_after = Some(RetryAfter::Date(1_000_030));
+        let Err(Error::TokenEndpoint(e)) =
+            parse_token_response::<64>(&r, &mut [0; 64], SECRET, None)
+        else {
+            panic!()
+        };
+        assert_eq!(e.retry_after_ms, None);
+        let Err(Error::TokenEndpoint(e)) =
+            parse_token_response::<64>(&r, &mut [0; 64], SECRET, Some(1_000_000))
+        else {
+            panic!()
+        };
+        assert_eq!(e.retry_after_ms, Some(30_000));
+        // On a non-JSON 503 too.
+        let mut r = Response::new(503, b"busy");
+        r.observe_header("retry-after", b"2");
+        let Err(Error::TokenEndpoint(e)) =
+            parse_token_response::<64>(&r, &mut [0; 64], SECRET, None)
+        else {
+            panic!()
+        };
+        assert_eq!((e.code, e.retry_after_ms), (None, Some(2000)));
+    }
+
+    #[test]
+    fn top_level_value_finds_only_top_level_members() {
+        fn v<'a>(body: &'a str, key: &str) -> Option<&'a str> {
+            top_level_value(body.as_bytes(), key).map(|b| core::str::from_utf8(b).unwrap())
+        }
+        assert_eq!(v(r#"{"expires_in":3600}"#, "expires_in"), Some("3600"));
+        assert_eq!(
+            v(r#"{ "a" : 1 , "expires_in" :  "3600"  }"#, "expires_in"),
+            Some(r#""3600""#)
+        );
+        assert_eq!(
+            v("{\n\t\"expires_in\"\r\n:\n 12 \n}", "expires_in"),
+            Some("12")
+        );
+        assert_eq!(
+            v(r#"{"expires_in":{"a":[1,2],"b":"}"},"x":1}"#, "expires_in"),
+            Some(r#"{"a":[1,2],"b":"}"}"#)
+        );
+        assert_eq!(
+            v(r#"{"expires_in":[1,{"c":2}]}"#, "expires_in"),
+            Some(r#"[1,{"c":2}]"#)
+        );
+        // The same key in nested objects and arrays is not the member.
+        assert_eq!(
+            v(
+                r#"{"a":{"expires_in":1},"b":[{"expires_in":2}],"expires_in":3}"#,
+                "expires_in"
+            ),
+            Some("3")
+        );
+        assert_eq!(v(r#"{"a":{"expires_in":1}}"#, "expires_in"), None);
+        // Nor is the key appearing as a value, or inside a string.
+        assert_eq!(
+            v(r#"{"a":"expires_in","expires_in":4}"#, "expires_in"),
+            Some("4")
+        );
+        assert_eq!(
+            v(r#"{"a":"\"expires_in\": 9,","expires_in":5}"#, "expires_in"),
+            Some("5")
+        );
+        assert_eq!(
+            v(r#"{"a\"":"expires_in","expires_in":6}"#, "expires_in"),
+            Some("6")
+        );
+        assert_eq!(v(r#"{"a":"x\\","expires_in":7}"#, "expires_in"), Some("7"));
+        assert_eq!(v(r#"{"a":"expires_in"}"#, "expires_in"), None);
+        // The first of duplicates; a prefix of the key is another key.
+        assert_eq!(
+            v(r#"{"expires_in":1,"expires_in":2}"#, "expires_in"),
+            Some("1")
+        );
+        assert_eq!(v(r#"{"expires":1,"expires_in_x":2}"#, "expires_in"), None);
+        assert_eq!(v(r#"{"expires_in":null}"#, "expires_in"), Some("null"));
+        assert_eq!(v("{}", "expires_in"), None);
+        // Malformed input gives up without panicking.
+        for junk in [
+            "",
+            "{",
+            r#"{"expires_in""#,
+            r#"{"expires_in":"#,
+            r#"{"expires_in":1"#,
+            r#"{"a":"#,
+            "}",
+            "]]]",
+            r#"{"\"#,
+            "[\"expires_in\":1]",
+        ] {
+            let _ = v(junk, "expires_in");
+        }
+        assert_eq!(v(r#"{"expires_in":1"#, "expires_in"), None);
+    }
+
+    #[test]
+    fn parse_expires_in_rules() {
+        let cases: &[(&str, Option<u64>)] = &[
+            ("3600", Some(3600)),
+            ("\"3600\"", Some(3600)),
+            ("3599.7", Some(3599)),
+            ("3599.999999", Some(3599)),
+            ("1e3", Some(1000)),
+            ("1.5E3", Some(1500)),
+            ("1e+3", Some(1000)),
+            ("12345e-2", Some(123)),
+            ("0.5e1", Some(5)),
+            ("1e10000", Some(u64::MAX)),
+            ("1e99999999999999999999", Some(u64::MAX)),
+            ("18446744073709551615", Some(u64::MAX)),
+            ("18446744073709551616", Some(u64::MAX)),
+            ("\"18446744073709551616\"", Some(u64::MAX)),
+            ("1e-99999999999999999999", None),
+            ("0", None),
+            ("-0", None),
+            ("0.9", None),
+            ("-1", None),
+            ("-0.5", None),
+            ("-1e3", None),
+            ("\"0\"", None),
+            ("\"007\"", Some(7)),
+            ("\"\"", None),
+            ("\"", None),
+            ("\"-1\"", None),
+            ("\"1e3\"", None),
+            ("", None),
+            ("-", None),
+            ("01", None),
+            ("1.", None),
+            (".5", None),
+            ("1e", None),
+            ("1e+", None),
+            ("1x", None),
+            ("+1", None),
+            ("null", None),
+            ("true", None),
+            ("{}", None),
+            ("1 2", None),
+            ("١٢", None),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(parse_expires_in(raw.as_bytes()), *want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn is_valid_token_rules() {
+        assert!(is_valid_token("abc.DEF-_~+/="));
+        for bad in ["", " ", "a b", "a\r", "a\n", "a\t", "é", "a\x7f", "a\0"] {
+            assert!(!is_valid_token(bad), "{bad:?}");
+        }
+    }
 }
