@@ -560,10 +560,10 @@ where
             // During a refresh the store usually holds the very token being refreshed (this
             // client saved it). Adopting it again would push its refresh towards its expiry,
             // over and over: only a newer token, saved by another process, counts.
-            if let State::Fetching(f) = &s.state {
-                if f.stale(now).is_some_and(|t| t.access_token().secret() == token.secret()) {
-                    return None;
-                }
+            if let State::Fetching(f) = &s.state
+                && f.stale(now).is_some_and(|t| t.access_token().secret() == token.secret())
+            {
+                return None;
             }
             let v = Valid::adopt(&mut s.ctx, token, now, remaining)?;
             match v.check(now) {
