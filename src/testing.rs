@@ -43,12 +43,20 @@ use crate::transport::Transport;
 /// A clock that moves only when told to, shareable by reference (`&MockClock` is a
 /// [`Clock`]).
 ///
-/// [`sleep_until`](Clock::sleep_until) advances the clock to the deadline at once (virtual
-/// time, like tokio's paused clock) and yields once, so backoff in tests takes no real time
-/// and [`slept`](Self::slept) tells how long alf would have waited.
+/// Two modes:
+/// - [`MockClock::new`] (auto-advance): [`sleep_until`](Clock::sleep_until) moves the clock to
+///   the deadline at once (virtual time, like tokio's paused clock) and yields once, so backoff
+///   in tests takes no real time and [`slept`](Self::slept) tells how long alf would have
+///   waited. Use it for request/response tests.
+/// - [`MockClock::manual`]: `sleep_until` waits until the test moves the clock past the
+///   deadline with [`advance`](Self::advance) or [`set`](Self::set). Use it for background
+///   loops such as [`Client::keep_fresh`](crate::Client::keep_fresh), which would otherwise
+///   race virtual time ahead.
 #[derive(Debug)]
 pub struct MockClock {
     inner: Mutex<ClockState>,
+    manual: bool,
+    advanced: maitake_sync::WaitQueue,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -66,8 +74,15 @@ impl Default for MockClock {
 }
 
 impl MockClock {
-    /// A clock at `Instant::ZERO`, with no wall time.
+    /// An auto-advancing clock at `Instant::ZERO`, with no wall time.
     pub fn new() -> Self {
+        Self::with_mode(false)
+    }
+    /// A clock at `Instant::ZERO` whose sleeps wait for the test to move it.
+    pub fn manual() -> Self {
+        Self::with_mode(true)
+    }
+    fn with_mode(manual: bool) -> Self {
         Self {
             inner: Mutex::new(ClockState {
                 now: Instant::ZERO,
@@ -75,11 +90,14 @@ impl MockClock {
                 slept: Duration::ZERO,
                 sleeps: 0,
             }),
+            manual,
+            advanced: maitake_sync::WaitQueue::new(),
         }
     }
-    /// Move the clock forward.
+    /// Move the clock forward (waking manual-mode sleepers whose deadline has passed).
     pub fn advance(&self, d: Duration) {
         self.inner.with_lock(|s| s.now = s.now + d);
+        self.advanced.wake_all();
     }
     /// Move the clock forward by `ms` milliseconds.
     pub fn advance_ms(&self, ms: u64) {
@@ -88,10 +106,13 @@ impl MockClock {
     /// Set the time (it may go backwards: use that to test clock faults).
     pub fn set(&self, now: Instant) {
         self.inner.with_lock(|s| s.now = now);
+        self.advanced.wake_all();
     }
     /// Give the clock a wall time: `unix` seconds now. `None` removes it.
     pub fn set_unix_time(&self, unix: Option<u64>) {
-        self.inner.with_lock(|s| s.unix_at_zero = unix.map(|u| u.saturating_sub(s.now.as_millis() / 1000)));
+        self.inner.with_lock(|s| {
+            s.unix_at_zero = unix.map(|u| u.saturating_sub(s.now.as_millis() / 1000))
+        });
     }
     /// Total time spent in `sleep_until`.
     pub fn slept(&self) -> Duration {
@@ -108,6 +129,12 @@ impl Clock for MockClock {
         self.inner.with_lock(|s| s.now)
     }
     async fn sleep_until(&self, deadline: Instant) {
+        if self.manual {
+            self.inner.with_lock(|s| s.sleeps += 1);
+            // The queue is never closed, so this only returns once the deadline has passed.
+            let _ = self.advanced.wait_for(|| self.now() >= deadline).await;
+            return;
+        }
         self.inner.with_lock(|s| {
             s.sleeps += 1;
             if deadline > s.now {
@@ -118,7 +145,8 @@ impl Clock for MockClock {
         embassy_futures::yield_now().await;
     }
     fn unix_time(&self) -> Option<u64> {
-        self.inner.with_lock(|s| s.unix_at_zero.map(|u| u + s.now.as_millis() / 1000))
+        self.inner
+            .with_lock(|s| s.unix_at_zero.map(|u| u + s.now.as_millis() / 1000))
     }
 }
 
@@ -139,7 +167,7 @@ impl embedded_io::Error for MockError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Auth {
     Any,
     None,
@@ -147,17 +175,22 @@ enum Auth {
     Bearer(&'static str),
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 enum Reply {
-    Respond { status: u16, body: &'static [u8], headers: &'static [(&'static str, &'static str)] },
+    Respond {
+        status: u16,
+        body: &'static [u8],
+        headers: &'static [(&'static str, &'static str)],
+    },
     Fail(embedded_io::ErrorKind),
     Hang,
 }
 
 /// One expected request and its canned reply. Build with [`Expect::post`], [`Expect::get`],
 /// [`Expect::request`] or [`Expect::any`], then finish with [`respond`](Self::respond),
-/// [`fail`](Self::fail) or [`hang`](Self::hang).
-#[derive(Debug, Clone, Copy)]
+/// [`fail`](Self::fail) or [`hang`](Self::hang). `Debug` does not show the expected
+/// `Authorization` value or bodies.
+#[derive(Clone, Copy)]
 pub struct Expect {
     method: Option<Method>,
     url: Option<&'static str>,
@@ -165,6 +198,23 @@ pub struct Expect {
     body: Option<&'static [u8]>,
     reply: Reply,
     pending_polls: u32,
+}
+
+impl fmt::Debug for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = match self.reply {
+            Reply::Respond { status, .. } => Some(status),
+            _ => None,
+        };
+        f.debug_struct("Expect")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("checks_authorization", &!matches!(self.auth, Auth::Any))
+            .field("checks_body", &self.body.is_some())
+            .field("reply_status", &status)
+            .field("pending_polls", &self.pending_polls)
+            .finish()
+    }
 }
 
 impl Expect {
@@ -175,7 +225,11 @@ impl Expect {
             url: None,
             auth: Auth::Any,
             body: None,
-            reply: Reply::Respond { status: 200, body: b"", headers: &[] },
+            reply: Reply::Respond {
+                status: 200,
+                body: b"",
+                headers: &[],
+            },
             pending_polls: 0,
         }
     }
@@ -225,7 +279,11 @@ impl Expect {
         body: &'static [u8],
         headers: &'static [(&'static str, &'static str)],
     ) -> Self {
-        self.reply = Reply::Respond { status, body, headers };
+        self.reply = Reply::Respond {
+            status,
+            body,
+            headers,
+        };
         self
     }
     /// Fail with an error of this kind.
@@ -267,14 +325,20 @@ impl<const Q: usize> Default for ScriptedTransport<Q> {
 impl<const Q: usize> ScriptedTransport<Q> {
     /// An empty script.
     pub const fn new() -> Self {
-        Self { queue: Deque::new(), sent: 0 }
+        Self {
+            queue: Deque::new(),
+            sent: 0,
+        }
     }
     /// Add an expectation.
     ///
     /// # Panics
     /// When more than `Q` are queued.
     pub fn expect(&mut self, e: Expect) -> &mut Self {
-        assert!(self.queue.push_back(e).is_ok(), "ScriptedTransport: more than {Q} expectations");
+        assert!(
+            self.queue.push_back(e).is_ok(),
+            "ScriptedTransport: more than {Q} expectations"
+        );
         self
     }
     /// Requests received so far.
@@ -290,12 +354,21 @@ impl<const Q: usize> ScriptedTransport<Q> {
     /// # Panics
     /// When some are left.
     pub fn done(&self) {
-        assert!(self.queue.is_empty(), "ScriptedTransport: {} expected request(s) never came", self.queue.len());
+        assert!(
+            self.queue.is_empty(),
+            "ScriptedTransport: {} expected request(s) never came",
+            self.queue.len()
+        );
     }
 
     fn check(&self, n: usize, e: &Expect, r: &Request<'_>) {
         if let Some(m) = e.method {
-            assert!(m == r.method, "request #{n}: expected {m:?}, got {:?} {}", r.method, r.url);
+            assert!(
+                m == r.method,
+                "request #{n}: expected {m:?}, got {:?} {}",
+                r.method,
+                r.url
+            );
         }
         if let Some(u) = e.url {
             assert!(u == r.url, "request #{n}: expected URL {u}, got {}", r.url);
@@ -306,9 +379,19 @@ impl<const Q: usize> ScriptedTransport<Q> {
             Auth::Exactly(v) => r.authorization == Some(v),
             Auth::Bearer(t) => r.authorization.and_then(|a| a.strip_prefix("Bearer ")) == Some(t),
         };
-        assert!(auth_ok, "request #{n} to {}: the Authorization header differs from the expected one", r.url);
+        assert!(
+            auth_ok,
+            "request #{n} to {}: the Authorization header differs from the expected one",
+            r.url
+        );
         if let Some(b) = e.body {
-            assert!(b == r.body, "request #{n} to {}: the body differs ({} bytes, expected {})", r.url, r.body.len(), b.len());
+            assert!(
+                b == r.body,
+                "request #{n} to {}: the body differs ({} bytes, expected {})",
+                r.url,
+                r.body.len(),
+                b.len()
+            );
         }
     }
 }
@@ -316,11 +399,18 @@ impl<const Q: usize> ScriptedTransport<Q> {
 impl<const Q: usize> Transport for ScriptedTransport<Q> {
     type Error = MockError;
 
-    async fn send<'b>(&mut self, request: &Request<'_>, rx: &'b mut [u8]) -> Result<Response<'b>, MockError> {
+    async fn send<'b>(
+        &mut self,
+        request: &Request<'_>,
+        rx: &'b mut [u8],
+    ) -> Result<Response<'b>, MockError> {
         self.sent += 1;
         let n = self.sent;
         let Some(e) = self.queue.pop_front() else {
-            panic!("request #{n} ({:?} {}) was not expected", request.method, request.url);
+            panic!(
+                "request #{n} ({:?} {}) was not expected",
+                request.method, request.url
+            );
         };
         self.check(n, &e, request);
         let mut pending = e.pending_polls;
@@ -338,7 +428,11 @@ impl<const Q: usize> Transport for ScriptedTransport<Q> {
         })
         .await;
         match e.reply {
-            Reply::Respond { status, body, headers } => {
+            Reply::Respond {
+                status,
+                body,
+                headers,
+            } => {
                 let Some(dst) = rx.get_mut(..body.len()) else {
                     return Err(MockError(embedded_io::ErrorKind::OutOfMemory));
                 };

@@ -1626,3 +1626,52 @@ fn formatting_never_shows_the_secret_or_the_token() {
     }
     assert!(texts[4].contains("redacted"));
 }
+
+#[test]
+fn manual_mock_clock_lets_keep_fresh_refresh_exactly_at_refresh_at() {
+    let clock = MockClock::manual();
+    let c = client(
+        builder()
+            .refresh_policy(RefreshPolicy::DEFAULT.jitter(alf::Duration::ZERO))
+            .build()
+            .unwrap(),
+        &clock,
+        &[
+            token(br#"{"access_token":"first","expires_in":3600}"#),
+            token(br#"{"access_token":"second","expires_in":3600}"#),
+        ],
+    );
+    block_on(async {
+        let background = c.keep_fresh();
+        let test = async {
+            // The first fetch happens at once (no token yet).
+            while c.with_transport(|t| t.sent()).await < 1 {
+                yield_now().await;
+            }
+            // Nothing happens until the clock reaches refresh_at = 3600 - 60 s.
+            clock.set(secs(3539));
+            for _ in 0..50 {
+                yield_now().await;
+            }
+            assert_eq!(
+                c.with_transport(|t| t.sent()).await,
+                1,
+                "refreshed before refresh_at"
+            );
+            clock.set(secs(3540));
+            while c.with_transport(|t| t.sent()).await < 2 {
+                yield_now().await;
+            }
+            assert_eq!(c.access_token().await.unwrap().secret(), "second");
+        };
+        match select(background, test).await {
+            Either::First(()) => panic!("keep_fresh returned"),
+            Either::Second(()) => {}
+        }
+    });
+    assert_eq!(
+        clock.slept(),
+        alf::Duration::ZERO,
+        "a manual clock never jumps by itself"
+    );
+}
