@@ -99,6 +99,9 @@ struct Io<T, S, const RX: usize> {
 /// Every request made through one `Client` (token requests and [`send`](Self::send)) uses its
 /// one transport in turn, behind a fair lock: requests from many tasks run one at a time, so
 /// one socket is enough on a device. A valid token is handed out without taking that lock.
+/// Give the client a second transport for resource requests
+/// ([`with_resource_transport`](Self::with_resource_transport)) so that they never wait behind a
+/// token refresh.
 ///
 /// The client owns `RX + N` bytes and a little more; put it in a `static` (with
 /// `static_cell`) on a device, or in an `Arc` on a host.
@@ -113,6 +116,8 @@ pub struct Client<
     clock: C,
     shared: maitake_sync::blocking::Mutex<Shared<N>>,
     io: maitake_sync::Mutex<Io<T, S, RX>>,
+    /// A second transport for resource requests, so that they never wait behind a token fetch.
+    resource: Option<maitake_sync::Mutex<T>>,
 }
 
 impl<T, C, S, const N: usize, const RX: usize> Client<T, C, S, N, RX> {
@@ -318,6 +323,25 @@ where
                 pending: 0,
             }),
             io: maitake_sync::Mutex::new(Io { transport, store, key: None, rx: [0; RX] }),
+            resource: None,
+        }
+    }
+
+    /// Send resource requests ([`send`](Self::send)) through `transport`, and token requests
+    /// through the client's first transport. With one transport, a request that arrives while
+    /// a token is being refreshed waits for the refresh to end (and its backoff, if the token
+    /// endpoint fails); with two, it goes out at once with the old token, which is what
+    /// stale-while-revalidate is for. On a device this costs a second socket.
+    pub fn with_resource_transport(mut self, transport: T) -> Self {
+        self.resource = Some(maitake_sync::Mutex::new(transport));
+        self
+    }
+
+    /// Run `f` on the separate resource transport, if there is one.
+    pub async fn with_resource_transport_ref<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        match &self.resource {
+            Some(r) => Some(f(&mut *r.lock().await)),
+            None => None,
         }
     }
 
@@ -633,9 +657,12 @@ where
 
     async fn send_with(&self, request: &Request<'_>, lease: &Lease<N>, rx: &mut [u8]) -> Result<Detached, Error<T::Error>> {
         let authed = Request { authorization: Some(lease.token.header_value()), ..*request };
-        let mut io = self.io.lock().await;
         let rx_range = (rx.as_ptr() as usize, rx.len());
-        let response = io.transport.send(&authed, rx).await.map_err(Error::Transport)?;
+        let response = match &self.resource {
+            Some(transport) => transport.lock().await.send(&authed, rx).await,
+            None => self.io.lock().await.transport.send(&authed, rx).await,
+        }
+        .map_err(Error::Transport)?;
         let d = Detached::new(&response, rx_range);
         d.ok_or(Error::InvalidResponse(ResponseError::BodyNotInBuffer))
     }

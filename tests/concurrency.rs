@@ -582,3 +582,65 @@ fn threads_at_expiry_share_one_fetch() {
     }
     assert_eq!(sent(&client), 2);
 }
+
+#[test]
+fn with_a_resource_transport_send_does_not_wait_behind_a_refresh() {
+    let clock = MockClock::new();
+    let token_transport = script(&[token(T1), Expect::post(TOKEN_URL).hang()]);
+    let resource_transport = script(&[Expect::get(API).bearer("t1").respond(200, b"ok")]);
+    let c =
+        Client::new(config(), token_transport, &clock).with_resource_transport(resource_transport);
+    assert_eq!(
+        futures_executor::block_on(c.access_token())
+            .unwrap()
+            .secret(),
+        "t1"
+    );
+    // refresh_at = 50 s for a 100 s token (margin capped at half the lifetime).
+    clock.set(secs(60));
+    let mut rx = [0u8; 64];
+    futures_executor::block_on(async {
+        let refresh = pin!(c.access_token());
+        let request = Request::new(Method::Get, API);
+        let send = pin!(c.send(&request, &mut rx));
+        match select(refresh, send).await {
+            Either::First(_) => panic!("the hanging refresh completed"),
+            Either::Second(r) => assert_eq!(r.unwrap().status, 200),
+        }
+    });
+    assert_eq!(sent(&c), 2, "one token request, one refresh in flight");
+    let resource =
+        futures_executor::block_on(c.with_resource_transport_ref(|t| (t.sent(), t.remaining())));
+    assert_eq!(resource, Some((1, 0)));
+}
+
+#[test]
+fn with_one_transport_send_waits_for_the_refresh_to_end() {
+    let clock = MockClock::new();
+    let c = Client::new(
+        config(),
+        script(&[
+            token(T1),
+            Expect::post(TOKEN_URL).pending(20).respond(200, T2),
+            Expect::get(API).bearer("t1").respond(200, b"ok"),
+        ]),
+        &clock,
+    );
+    assert_eq!(
+        futures_executor::block_on(c.access_token())
+            .unwrap()
+            .secret(),
+        "t1"
+    );
+    clock.set(secs(60));
+    let mut rx = [0u8; 64];
+    let (refreshed, response) = futures_executor::block_on(async {
+        let request = Request::new(Method::Get, API);
+        embassy_futures::join::join(c.access_token(), c.send(&request, &mut rx)).await
+    });
+    assert_eq!(refreshed.unwrap().secret(), "t2");
+    // It got the old token at once, but the one transport was busy with the refresh: the
+    // script's order (token, refresh, resource) proves it went out after the refresh.
+    assert_eq!(response.unwrap().status, 200);
+    done(&c);
+}
