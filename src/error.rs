@@ -123,8 +123,6 @@ pub enum ResponseError {
 pub enum CapacityError {
     /// The access token is longer than the client's token capacity `N - 7`.
     AccessToken,
-    /// A string in the response needed more unescaping room than the receive buffer had left.
-    Scratch,
     /// A header value built by alf did not fit its buffer.
     Header,
 }

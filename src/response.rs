@@ -3,9 +3,14 @@
 //!
 //! serde-json-core cannot deserialize "any" value, so `expires_in` (a number *or* a string of
 //! digits, depending on the provider) is read by [`top_level_value`] from the raw body after
-//! serde has checked that the body is a well-formed JSON object. Strings are unescaped
-//! (`\/`, `\u00e9`) into a scratch buffer the caller provides (the unused end of the receive
-//! buffer).
+//! serde has checked that the body is a well-formed JSON object. Short strings (error texts,
+//! `token_type`) are unescaped (`\/`, `\u00e9`) into a scratch buffer the caller provides
+//! (the unused end of the receive buffer).
+//!
+//! The access token is never moved through serde: serde only finds it, as a slice of the body,
+//! and it is unescaped straight into its [`AccessToken`] once, at the end. A token of `N` bytes
+//! therefore costs `N` bytes of stack once, not once per serde layer, and an escaped token
+//! needs no scratch space.
 
 use core::fmt;
 
@@ -82,26 +87,27 @@ impl<'de, const N: usize> Deserialize<'de> for Bounded<N> {
     }
 }
 
-/// The access token, validated as it is read.
-enum TokenField<const N: usize> {
-    Token(AccessToken<N>),
-    TooLong,
-    Invalid,
+/// Where the access token is: serde only locates it.
+enum TokenField<'de> {
+    /// As it stands in the body, still escaped if it has backslashes.
+    Raw(&'de str),
+    /// It had escapes and serde unescaped it into the scratch buffer; read it from the body.
+    Unescaped,
     NotAString,
 }
 
-struct TokenVisitor<const N: usize>;
+struct TokenVisitor<'a>(core::marker::PhantomData<&'a ()>);
 
-impl<'de, const N: usize> Visitor<'de> for TokenVisitor<N> {
-    type Value = TokenField<N>;
+impl<'de: 'a, 'a> Visitor<'de> for TokenVisitor<'a> {
+    type Value = TokenField<'a>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an access token string")
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        if !is_valid_token(v) {
-            return Ok(TokenField::Invalid);
-        }
-        Ok(AccessToken::from_token(v).map_or(TokenField::TooLong, TokenField::Token))
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(TokenField::Raw(v))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(TokenField::Unescaped)
     }
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(TokenField::NotAString)
@@ -114,16 +120,16 @@ impl<'de, const N: usize> Visitor<'de> for TokenVisitor<N> {
     }
 }
 
-impl<'de, const N: usize> Deserialize<'de> for TokenField<N> {
+impl<'de: 'a, 'a> Deserialize<'de> for TokenField<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_ignored_any(TokenVisitor)
+        d.deserialize_ignored_any(TokenVisitor(core::marker::PhantomData))
     }
 }
 
 #[derive(Deserialize)]
-#[serde(bound = "")]
-struct Fields<const N: usize> {
-    access_token: Option<TokenField<N>>,
+struct Fields<'a> {
+    #[serde(borrow)]
+    access_token: Option<TokenField<'a>>,
     token_type: Option<Bounded<32>>,
     error: Option<Bounded<64>>,
     error_description: Option<Bounded<ERROR_TEXT_CAPACITY>>,
@@ -149,16 +155,17 @@ pub fn parse_token_response<const N: usize>(
     unix_now: Option<u64>,
 ) -> Result<TokenResponse<N>, ParseError> {
     use serde_json_core::de::Error as JsonError;
-    let parsed = serde_json_core::from_slice_escaped::<Fields<N>>(response.body, scratch);
+    let parsed = serde_json_core::from_slice_escaped::<Fields<'_>>(response.body, scratch);
     let fields = match parsed {
         Ok((f, _)) => Some(f),
-        Err(e @ (JsonError::EscapedStringIsTooLong | JsonError::InvalidEscapeSequence)) => {
+        Err(JsonError::EscapedStringIsTooLong | JsonError::InvalidEscapeSequence) => {
             // A string could not be unescaped: it did not fit `scratch`, or it holds an escape
-            // serde-json-core does not decode (a surrogate pair such as `\ud83d\ude00`). An
-            // error response still keeps its status and code: read it again without unescaping,
-            // and drop the texts that would need it.
-            match serde_json_core::from_slice::<Fields<N>>(response.body) {
-                Ok((mut f, _)) if !response.is_success() || f.error.is_some() => {
+            // serde-json-core does not decode (a surrogate pair such as `\ud83d\ude00`). Read
+            // the body again without unescaping: the token is unescaped on its own below, codes
+            // and `token_type` stay as they are (an escaped one just does not match), and the
+            // texts that would need unescaping are dropped.
+            match serde_json_core::from_slice::<Fields<'_>>(response.body) {
+                Ok((mut f, _)) => {
                     for text in [&mut f.error_description, &mut f.error_uri] {
                         if matches!(text, Some(Bounded::Fits(t)) if t.contains('\\')) {
                             *text = None;
@@ -166,16 +173,13 @@ pub fn parse_token_response<const N: usize>(
                     }
                     Some(f)
                 }
-                _ if response.is_success() && e == JsonError::EscapedStringIsTooLong => {
-                    return Err(Error::Capacity(CapacityError::Scratch));
-                }
-                _ => None,
+                Err(_) => None,
             }
         }
         Err(_) => None,
     };
 
-    let endpoint_error = |fields: Option<&Fields<N>>| {
+    let endpoint_error = |fields: Option<&Fields<'_>>| {
         let text = |b: &Option<Bounded<ERROR_TEXT_CAPACITY>>| match b {
             Some(Bounded::Fits(s)) => Some(sanitize(s.clone(), secret)),
             _ => None,
@@ -205,15 +209,15 @@ pub fn parse_token_response<const N: usize>(
     if fields.error.is_some() {
         return Err(endpoint_error(Some(&fields)));
     }
-    let token = match fields.access_token {
+    let raw = match fields.access_token {
         None | Some(TokenField::NotAString) => {
             return Err(Error::InvalidResponse(ResponseError::MissingAccessToken));
         }
-        Some(TokenField::Invalid) => {
-            return Err(Error::InvalidResponse(ResponseError::InvalidAccessToken));
-        }
-        Some(TokenField::TooLong) => return Err(Error::Capacity(CapacityError::AccessToken)),
-        Some(TokenField::Token(t)) => t,
+        Some(TokenField::Raw(raw)) => raw,
+        Some(TokenField::Unescaped) => top_level_value(response.body, "access_token")
+            .and_then(|v| v.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")))
+            .and_then(|v| core::str::from_utf8(v).ok())
+            .ok_or(Error::InvalidResponse(ResponseError::InvalidAccessToken))?,
     };
     match &fields.token_type {
         None => {}
@@ -226,7 +230,33 @@ pub fn parse_token_response<const N: usize>(
             parse_expires_in(raw).ok_or(Error::InvalidResponse(ResponseError::InvalidExpiresIn))?,
         ),
     };
-    Ok(TokenResponse { token, expires_in })
+    Ok(TokenResponse {
+        token: token_from_json::<N>(raw)?,
+        expires_in,
+    })
+}
+
+/// Build the access token from its JSON string contents (`raw`, still escaped), in place.
+fn token_from_json<const N: usize>(raw: &str) -> Result<AccessToken<N>, ParseError> {
+    let invalid = Error::InvalidResponse(ResponseError::InvalidAccessToken);
+    let mut token = AccessToken::<N>::empty();
+    for fragment in serde_json_core::str::EscapedStr(raw).fragments() {
+        let mut buf = [0u8; 4];
+        let piece = match fragment.map_err(|_| invalid.clone())? {
+            serde_json_core::str::EscapedStringFragment::NotEscaped(s) => s,
+            serde_json_core::str::EscapedStringFragment::Escaped(c) => c.encode_utf8(&mut buf),
+        };
+        if !piece.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid);
+        }
+        token
+            .push_str(piece)
+            .map_err(|()| Error::Capacity(CapacityError::AccessToken))?;
+    }
+    if token.secret().is_empty() {
+        return Err(invalid);
+    }
+    Ok(token)
 }
 
 /// Replace control characters, and drop the whole text if it contains the client secret.
@@ -345,12 +375,14 @@ pub fn top_level_value<'a>(body: &'a [u8], key: &str) -> Option<&'a [u8]> {
                 let end = string_end(body, i)?;
                 if depth == 1 && expect_key {
                     let name = &body[i + 1..end];
+                    let name_matches =
+                        core::str::from_utf8(name).is_ok_and(|n| key_matches(n, key));
                     let mut j = end + 1;
                     while j < body.len() && body[j] != b':' {
                         j += 1;
                     }
                     j += 1;
-                    if name == key.as_bytes() {
+                    if name_matches {
                         return Some(trim(&body[j..value_end(body, j)?]));
                     }
                     expect_key = false;
@@ -373,6 +405,28 @@ pub fn top_level_value<'a>(body: &'a [u8], key: &str) -> Option<&'a [u8]> {
         i += 1;
     }
     None
+}
+
+/// `true` if the raw (possibly escaped) member name `raw` is `key` once unescaped, as serde
+/// sees it: `"expires\u005fin"` is `expires_in`.
+fn key_matches(raw: &str, key: &str) -> bool {
+    if !raw.contains('\\') {
+        return raw == key;
+    }
+    let mut rest = key;
+    for fragment in serde_json_core::str::EscapedStr(raw).fragments() {
+        let mut buf = [0u8; 4];
+        let piece = match fragment {
+            Ok(serde_json_core::str::EscapedStringFragment::NotEscaped(s)) => s,
+            Ok(serde_json_core::str::EscapedStringFragment::Escaped(c)) => c.encode_utf8(&mut buf),
+            Err(_) => return false,
+        };
+        match rest.strip_prefix(piece) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 /// Index of the closing quote of the string starting at `start`.
@@ -630,7 +684,7 @@ mod tests {
         // An escaped key is decoded too.
         assert_eq!(ok(r#"{"access\u005ftoken":"t"}"#).0, "t");
         // serde-json-core does not decode surrogate pairs: such a text is dropped, but the
-        // error keeps its code; a success body holding one is not accepted.
+        // error keeps its code, and a success body holding one elsewhere is still accepted.
         let e = endpoint_error(
             400,
             r#"{"error":"invalid_client","error_description":"\ud83d\ude00","error_uri":"u"}"#,
@@ -639,9 +693,11 @@ mod tests {
             (e.code, e.description, e.uri.as_deref()),
             (Some(OAuthErrorCode::InvalidClient), None, Some("u"))
         );
+        assert_eq!(ok(r#"{"access_token":"t","x":"\ud83d\ude00"}"#).0, "t");
+        // In the token itself it is refused (a token is visible ASCII anyway).
         assert_eq!(
-            invalid(r#"{"access_token":"t","x":"\ud83d\ude00"}"#),
-            ResponseError::NotJson
+            invalid(r#"{"access_token":"\ud83d\ude00"}"#),
+            ResponseError::InvalidAccessToken
         );
         // A malformed escape in an error response is treated the same way.
         let e = endpoint_error(
@@ -655,31 +711,40 @@ mod tests {
     }
 
     #[test]
-    fn scratch_too_small_for_an_escaped_string() {
-        let body = r#"{"access_token":"abcdefgh\/ijklmnop"}"#;
+    fn an_escaped_token_needs_no_scratch_space() {
+        let body = r#"{"access_token":"abcdefgh\/ijklmnop","error_description":"x"}"#;
+        for scratch in [&mut [0u8; 0][..], &mut [0u8; 8], &mut [0u8; 64]] {
+            assert_eq!(
+                parse_with::<64>(200, body, scratch).unwrap().token.secret(),
+                "abcdefgh/ijklmnop"
+            );
+        }
+        // An escape that decodes to something not allowed in a header is still refused.
         assert_eq!(
-            parse_with::<64>(200, body, &mut [0u8; 8]).err(),
-            Some(Error::Capacity(CapacityError::Scratch))
+            parse_with::<64>(200, r#"{"access_token":"a\nb"}"#, &mut [0u8; 0]).err(),
+            Some(Error::InvalidResponse(ResponseError::InvalidAccessToken))
         );
+        // Over capacity once unescaped: `\/` is one byte.
         assert_eq!(
-            parse_with::<64>(200, body, &mut []).err(),
-            Some(Error::Capacity(CapacityError::Scratch))
-        );
-        // Exactly enough room.
-        assert_eq!(
-            parse_with::<64>(200, body, &mut [0u8; 17])
+            parse_with::<10>(200, r#"{"access_token":"a\/b"}"#, &mut [0u8; 0])
                 .unwrap()
                 .token
                 .secret(),
-            "abcdefgh/ijklmnop"
+            "a/b"
         );
-        // Strings without escapes need no scratch at all.
         assert_eq!(
-            parse_with::<64>(200, r#"{"access_token":"abc"}"#, &mut [])
-                .unwrap()
-                .token
-                .secret(),
-            "abc"
+            parse_with::<10>(200, r#"{"access_token":"a\/bc"}"#, &mut [0u8; 0]).err(),
+            Some(Error::Capacity(CapacityError::AccessToken))
+        );
+        // An escaped token_type that spells something else is not taken for Bearer.
+        assert_eq!(
+            parse_with::<64>(
+                200,
+                r#"{"access_token":"t","token_type":"m\u0061c"}"#,
+                &mut [0u8; 0]
+            )
+            .err(),
+            Some(Error::InvalidResponse(ResponseError::UnsupportedTokenType))
         );
     }
 
@@ -714,12 +779,16 @@ mod tests {
             r#""access_token""#,
             "3600",
             "null",
-            r#"{"access_token":"a\qb"}"#,
             r#"{"access_token":"abc","access_token":"def"}"#,
         ];
         for body in bodies {
             assert_eq!(invalid(body), ResponseError::NotJson, "{body:?}");
         }
+        // A malformed escape in the token: the token is refused.
+        assert_eq!(
+            invalid(r#"{"access_token":"a\qb"}"#),
+            ResponseError::InvalidAccessToken
+        );
         // Not UTF-8.
         let r = parse_token_response::<64>(
             &Response::new(200, b"{\"access_token\":\"\xff\"}"),
@@ -935,6 +1004,16 @@ mod tests {
 
     #[test]
     fn top_level_value_finds_only_top_level_members() {
+        // Member names are compared unescaped, as serde compares them.
+        assert_eq!(
+            top_level_value(br#"{"expires\u005fin":7,"x":1}"#, "expires_in"),
+            Some(&b"7"[..])
+        );
+        assert_eq!(
+            top_level_value(br#"{"expires\u005fim":7}"#, "expires_in"),
+            None
+        );
+        assert_eq!(top_level_value(br#"{"expires\q":7}"#, "expires_in"), None);
         fn v<'a>(body: &'a str, key: &str) -> Option<&'a str> {
             top_level_value(body.as_bytes(), key).map(|b| core::str::from_utf8(b).unwrap())
         }

@@ -116,6 +116,22 @@ impl<const N: usize> AccessToken<N> {
         Some(Self(s))
     }
 
+    /// An empty token (just the prefix), to be filled with [`push_str`](Self::push_str).
+    pub(crate) fn empty() -> Self {
+        let mut s = SecretString::new();
+        // `N` smaller than the prefix can hold no token at all; the first push then fails.
+        let _ = s.push_str(BEARER_PREFIX);
+        Self(s)
+    }
+
+    /// Append to the token; on overflow nothing is appended.
+    pub(crate) fn push_str(&mut self, piece: &str) -> Result<(), ()> {
+        if self.0.len() < BEARER_PREFIX.len() {
+            return Err(());
+        }
+        self.0.push_str(piece)
+    }
+
     /// The token itself, without the `Bearer ` prefix.
     ///
     /// # Security
