@@ -54,7 +54,13 @@ pub struct Request<'a> {
 impl<'a> Request<'a> {
     /// A request with no headers and no body.
     pub const fn new(method: Method, url: &'a str) -> Self {
-        Self { method, url, headers: &[], authorization: None, body: &[] }
+        Self {
+            method,
+            url,
+            headers: &[],
+            authorization: None,
+            body: &[],
+        }
     }
     /// Set the headers (other than `Authorization`).
     pub const fn headers(mut self, headers: &'a [(&'a str, &'a str)]) -> Self {
@@ -68,7 +74,10 @@ impl<'a> Request<'a> {
     }
     /// The value of header `name` (case-insensitive) among [`headers`](Self::headers).
     pub fn header(&self, name: &str) -> Option<&'a str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
     }
 }
 
@@ -104,12 +113,19 @@ pub struct Response<'b> {
 impl<'b> Response<'b> {
     /// A response with no headers of interest.
     pub const fn new(status: u16, body: &'b [u8]) -> Self {
-        Self { status, body, retry_after: None, bearer_error: None }
+        Self {
+            status,
+            body,
+            retry_after: None,
+            bearer_error: None,
+        }
     }
 
     /// Look at one response header; alf keeps `Retry-After` and `WWW-Authenticate`.
     pub fn observe_header(&mut self, name: &str, value: &[u8]) {
-        let Ok(value) = core::str::from_utf8(value) else { return };
+        let Ok(value) = core::str::from_utf8(value) else {
+            return;
+        };
         if name.eq_ignore_ascii_case("retry-after") {
             self.retry_after = RetryAfter::parse(value);
         } else if name.eq_ignore_ascii_case("www-authenticate") {
@@ -165,7 +181,10 @@ fn parse_imf_fixdate(s: &str) -> Option<u64> {
     if b.len() != 29 || &b[3..5] != b", " || &b[25..] != b" GMT" {
         return None;
     }
-    if !matches!(&b[..3], b"Mon" | b"Tue" | b"Wed" | b"Thu" | b"Fri" | b"Sat" | b"Sun") {
+    if !matches!(
+        &b[..3],
+        b"Mon" | b"Tue" | b"Wed" | b"Thu" | b"Fri" | b"Sat" | b"Sun"
+    ) {
         return None;
     }
     let num = |r: core::ops::Range<usize>| -> Option<u64> {
@@ -234,13 +253,8 @@ impl BearerError {
     /// Read the `error` attribute of the first `Bearer` challenge in a `WWW-Authenticate`
     /// value. `None` when there is no `Bearer` challenge.
     pub fn from_challenge(value: &str) -> Option<Self> {
-        let start = find_ascii_ci(value, "bearer")?;
-        let before_ok = start == 0 || matches!(value.as_bytes()[start - 1], b' ' | b',');
+        let start = find_bearer_scheme(value)?;
         let rest = &value[start + 6..];
-        let after_ok = rest.is_empty() || rest.starts_with(' ');
-        if !before_ok || !after_ok {
-            return None;
-        }
         // Walk `name=value` pairs; values may be quoted.
         let mut s = rest.trim_start();
         while !s.is_empty() {
@@ -268,21 +282,45 @@ impl BearerError {
     }
 }
 
-fn find_ascii_ci(hay: &str, needle: &str) -> Option<usize> {
-    let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    (0..=h.len().checked_sub(n.len())?).find(|&i| h[i..i + n.len()].eq_ignore_ascii_case(n))
+/// Where the `Bearer` auth-scheme starts: the word `bearer` (any case) outside quoted strings,
+/// at the start or after a space or comma, followed by the end or a space.
+fn find_bearer_scheme(value: &str) -> Option<usize> {
+    let b = value.as_bytes();
+    let mut in_quotes = false;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' if in_quotes => i += 1,
+            b'"' => in_quotes = !in_quotes,
+            _ if !in_quotes
+                && (i == 0 || matches!(b[i - 1], b' ' | b','))
+                && b.get(i..i + 6)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(b"bearer"))
+                && matches!(b.get(i + 6), None | Some(b' ')) =>
+            {
+                return Some(i);
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// `true` if `value` can be sent as a header value without breaking the message: no CR, LF,
 /// NUL or other control bytes (tab allowed).
 pub fn is_valid_header_value(value: &str) -> bool {
-    value.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
 /// `true` if `name` is a valid header name (an RFC 9110 token).
 pub fn is_valid_header_name(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]
@@ -310,7 +348,14 @@ mod tests {
             RetryAfter::parse("Tue, 29 Feb 2028 12:00:00 GMT"),
             Some(RetryAfter::Date(1_835_438_400))
         );
-        for bad in ["", "-1", "1.5", "soon", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 06 Foo 1994 08:49:37 GMT"] {
+        for bad in [
+            "",
+            "-1",
+            "1.5",
+            "soon",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+        ] {
             assert_eq!(RetryAfter::parse(bad), None, "{bad}");
         }
     }
@@ -321,7 +366,10 @@ mod tests {
         assert_eq!(d.delay(None), None);
         assert_eq!(d.delay(Some(990)), Some(Duration::from_secs(10)));
         assert_eq!(d.delay(Some(2000)), Some(Duration::ZERO));
-        assert_eq!(RetryAfter::Seconds(3).delay(None), Some(Duration::from_secs(3)));
+        assert_eq!(
+            RetryAfter::Seconds(3).delay(None),
+            Some(Duration::from_secs(3))
+        );
     }
 
     #[test]
@@ -329,15 +377,36 @@ mod tests {
         use BearerError::*;
         let cases = [
             (r#"Bearer error="invalid_token""#, Some(InvalidToken)),
-            (r#"Bearer realm="api", error="invalid_token", error_description="expired""#, Some(InvalidToken)),
-            (r#"bearer error=insufficient_scope"#, Some(InsufficientScope)),
-            (r#"Bearer realm="a,b", error="invalid_request""#, Some(InvalidRequest)),
-            (r#"Bearer error_description="x", error="invalid_token""#, Some(InvalidToken)),
+            (
+                r#"Bearer realm="api", error="invalid_token", error_description="expired""#,
+                Some(InvalidToken),
+            ),
+            (
+                r#"bearer error=insufficient_scope"#,
+                Some(InsufficientScope),
+            ),
+            (
+                r#"Bearer realm="a,b", error="invalid_request""#,
+                Some(InvalidRequest),
+            ),
+            (
+                r#"Bearer error_description="x", error="invalid_token""#,
+                Some(InvalidToken),
+            ),
             ("Bearer", Some(Other)),
             (r#"Bearer realm="example""#, Some(Other)),
             (r#"Basic realm="x""#, None),
             (r#"Bearerish error="invalid_token""#, None),
             (r#"Bearer error="unterminated"#, None),
+            (
+                r#"Basic realm="bearer x", Bearer error="insufficient_scope""#,
+                Some(InsufficientScope),
+            ),
+            (
+                r#"Basic realm="a \" bearer x", Bearer error="invalid_token""#,
+                Some(InvalidToken),
+            ),
+            (r#"Basic realm="bearer""#, None),
         ];
         for (v, want) in cases {
             assert_eq!(BearerError::from_challenge(v), want, "{v}");
