@@ -24,7 +24,9 @@ use heapless::String;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, RequestError, ResponseError};
-use crate::http::{BearerError, Method, Request, Response, is_valid_header_name, is_valid_header_value};
+use crate::http::{
+    BearerError, Method, Request, Response, is_valid_header_name, is_valid_header_value,
+};
 use crate::machine::{Check, Context, Fetched, State, StateKind, Valid};
 use crate::request::TOKEN_REQUEST_HEADERS;
 use crate::response::{ParseError, is_valid_token, parse_token_response};
@@ -160,17 +162,27 @@ impl<T, C, S, const N: usize, const RX: usize> core::fmt::Debug for Client<T, C,
 enum Decision<const N: usize> {
     Use(Lease<N>),
     Failed(Error<embedded_io::ErrorKind>),
-    Fetch { attempt: u8, refreshing: bool, use_store: bool },
+    Fetch {
+        attempt: u8,
+        refreshing: bool,
+        use_store: bool,
+    },
 }
 
 enum AttemptOutcome<const N: usize> {
     Done(Lease<N>),
     Retry,
-    Failed { stale: Option<Lease<N>>, error: ParseError },
+    Failed {
+        stale: Option<Lease<N>>,
+        error: ParseError,
+    },
 }
 
 fn lease<const N: usize>(t: &crate::machine::Token<N>) -> Lease<N> {
-    Lease { token: t.access_token().clone(), generation: t.generation() }
+    Lease {
+        token: t.access_token().clone(),
+        generation: t.generation(),
+    }
 }
 
 impl<const N: usize> Shared<N> {
@@ -245,25 +257,43 @@ impl<const N: usize> Shared<N> {
         let attempt = fetching.attempt();
         let refreshing = fetching.stale(now).is_some();
         self.state = State::Fetching(fetching);
-        Decision::Fetch { attempt, refreshing, use_store: !self.skip_store }
+        Decision::Fetch {
+            attempt,
+            refreshing,
+            use_store: !self.skip_store,
+        }
     }
 
     /// Record the end of an attempt.
-    fn complete(&mut self, now: Instant, result: Result<crate::response::TokenResponse<N>, ParseError>) -> AttemptOutcome<N> {
+    fn complete(
+        &mut self,
+        now: Instant,
+        result: Result<crate::response::TokenResponse<N>, ParseError>,
+    ) -> AttemptOutcome<N> {
         let State::Fetching(f) = self.state.take() else {
             // Not reachable through `Client` (the state is `Fetching` while the I/O lock is
             // held), but a state machine does not panic: adopt a good token anyway.
             return match result {
-                Ok(r) => match Valid::adopt(&mut self.ctx, r.token, now, Duration::from_secs(r.expires_in.unwrap_or(0))) {
+                Ok(r) => match Valid::adopt(
+                    &mut self.ctx,
+                    r.token,
+                    now,
+                    Duration::from_secs(r.expires_in.unwrap_or(0)),
+                ) {
                     Some(v) => self.valid(v),
-                    None => AttemptOutcome::Failed { stale: None, error: Error::InvalidResponse(ResponseError::InvalidExpiresIn) },
+                    None => AttemptOutcome::Failed {
+                        stale: None,
+                        error: Error::InvalidResponse(ResponseError::InvalidExpiresIn),
+                    },
                 },
                 Err(error) => AttemptOutcome::Failed { stale: None, error },
             };
         };
         match f.complete(&mut self.ctx, now, result) {
             Fetched::Valid(v) => self.valid(v),
-            Fetched::Retry { fetching, error, .. } => {
+            Fetched::Retry {
+                fetching, error, ..
+            } => {
                 debug!("alf: token request failed, retrying: {:?}", error);
                 self.state = State::Fetching(fetching);
                 AttemptOutcome::Retry
@@ -322,7 +352,12 @@ where
                 skip_store: false,
                 pending: 0,
             }),
-            io: maitake_sync::Mutex::new(Io { transport, store, key: None, rx: [0; RX] }),
+            io: maitake_sync::Mutex::new(Io {
+                transport,
+                store,
+                key: None,
+                rx: [0; RX],
+            }),
             resource: None,
         }
     }
@@ -433,7 +468,9 @@ where
             };
             if result.is_err() {
                 let now = self.clock.now();
-                self.clock.sleep_until(now + self.config.retry.backoff_max).await;
+                self.clock
+                    .sleep_until(now + self.config.retry.backoff_max)
+                    .await;
             }
         }
     }
@@ -442,13 +479,24 @@ where
         cache.get_or_insert_with(|| self.config.store_key()).clone()
     }
 
-    async fn fetch_locked(&self, io: &mut Io<T, S, RX>, seen: u32) -> Result<Lease<N>, Error<T::Error>> {
+    async fn fetch_locked(
+        &self,
+        io: &mut Io<T, S, RX>,
+        seen: u32,
+    ) -> Result<Lease<N>, Error<T::Error>> {
         let now = self.clock.now();
         let use_store = match self.shared.with_lock(|s| s.decide(now, seen)) {
             Decision::Use(l) => return Ok(l),
             Decision::Failed(e) => return Err(Error::from_shared(e)),
-            Decision::Fetch { attempt, refreshing, use_store } => {
-                debug!("alf: fetching a token (attempt {}, refresh {})", attempt, refreshing);
+            Decision::Fetch {
+                attempt,
+                refreshing,
+                use_store,
+            } => {
+                debug!(
+                    "alf: fetching a token (attempt {}, refresh {})",
+                    attempt, refreshing
+                );
                 use_store
             }
         };
@@ -479,7 +527,9 @@ where
                         if now >= deadline {
                             break;
                         }
-                        self.clock.sleep_until((now + policy.poll_interval).min(deadline)).await;
+                        self.clock
+                            .sleep_until((now + policy.poll_interval).min(deadline))
+                            .await;
                         if let Some(l) = self.load_from_store(io).await {
                             return Ok(l);
                         }
@@ -523,7 +573,11 @@ where
                 body: self.config.form_body().as_bytes(),
             };
             let rx_range = (io.rx.as_ptr() as usize, io.rx.len());
-            let sent = io.transport.send(&request, &mut io.rx).await.map(|r| Detached::new(&r, rx_range));
+            let sent = io
+                .transport
+                .send(&request, &mut io.rx)
+                .await
+                .map(|r| Detached::new(&r, rx_range));
             let now = self.clock.now();
             let unix_now = self.clock.unix_time();
             let mut transport_error = None;
@@ -532,7 +586,12 @@ where
                     let (head, scratch) = io.rx.split_at_mut(d.end());
                     let response = d.attach(head);
                     trace!("alf: token endpoint answered {}", response.status);
-                    parse_token_response::<N>(&response, scratch, self.config.secret.secret(), unix_now)
+                    parse_token_response::<N>(
+                        &response,
+                        scratch,
+                        self.config.secret.secret(),
+                        unix_now,
+                    )
                 }
                 Ok(None) => Err(Error::InvalidResponse(ResponseError::BodyNotInBuffer)),
                 Err(e) => {
@@ -585,7 +644,8 @@ where
             // client saved it). Adopting it again would push its refresh towards its expiry,
             // over and over: only a newer token, saved by another process, counts.
             if let State::Fetching(f) = &s.state
-                && f.stale(now).is_some_and(|t| t.access_token().secret() == token.secret())
+                && f.stale(now)
+                    .is_some_and(|t| t.access_token().secret() == token.secret())
             {
                 return None;
             }
@@ -606,8 +666,12 @@ where
     }
 
     async fn save_to_store(&self, io: &mut Io<T, S, RX>, l: &Lease<N>, now: Instant) {
-        let Some(unix_now) = self.clock.unix_time() else { return };
-        let expires_at = self.shared.with_lock(|s| s.state.usable_token(now).map(|t| t.expires_at()));
+        let Some(unix_now) = self.clock.unix_time() else {
+            return;
+        };
+        let expires_at = self
+            .shared
+            .with_lock(|s| s.state.usable_token(now).map(|t| t.expires_at()));
         let Some(expires_at) = expires_at else { return };
         let key = self.store_key(&mut io.key);
         let stored = StoredToken {
@@ -631,11 +695,18 @@ where
     /// - A request that already has an `Authorization` header is refused
     ///   ([`RequestError::AuthorizationHeaderPresent`]) rather than silently overwritten.
     /// - The response is read into `rx` (the body, and with some transports the headers).
-    pub async fn send<'b>(&self, request: &Request<'_>, rx: &'b mut [u8]) -> Result<Response<'b>, Error<T::Error>> {
+    pub async fn send<'b>(
+        &self,
+        request: &Request<'_>,
+        rx: &'b mut [u8],
+    ) -> Result<Response<'b>, Error<T::Error>> {
         if request.authorization.is_some() || request.header("authorization").is_some() {
             return Err(Error::Request(RequestError::AuthorizationHeaderPresent));
         }
-        if !request.headers.iter().all(|(n, v)| is_valid_header_name(n) && is_valid_header_value(v))
+        if !request
+            .headers
+            .iter()
+            .all(|(n, v)| is_valid_header_name(n) && is_valid_header_value(v))
             || !is_valid_header_value(request.url)
         {
             return Err(Error::Request(RequestError::InvalidHeader));
@@ -643,11 +714,17 @@ where
         let first = self.token().await?;
         let d = self.send_with(request, &first, rx).await?;
         let replay = d.status == 401
-            && !matches!(d.bearer_error, Some(BearerError::InsufficientScope | BearerError::InvalidRequest));
+            && !matches!(
+                d.bearer_error,
+                Some(BearerError::InsufficientScope | BearerError::InvalidRequest)
+            );
         if !replay {
             return Ok(d.attach(rx));
         }
-        debug!("alf: 401 with token generation {}, replaying once", first.generation);
+        debug!(
+            "alf: 401 with token generation {}, replaying once",
+            first.generation
+        );
         self.invalidate(first.generation);
         drop(first);
         let second = self.token().await?;
@@ -655,8 +732,16 @@ where
         Ok(d.attach(rx))
     }
 
-    async fn send_with(&self, request: &Request<'_>, lease: &Lease<N>, rx: &mut [u8]) -> Result<Detached, Error<T::Error>> {
-        let authed = Request { authorization: Some(lease.token.header_value()), ..*request };
+    async fn send_with(
+        &self,
+        request: &Request<'_>,
+        lease: &Lease<N>,
+        rx: &mut [u8],
+    ) -> Result<Detached, Error<T::Error>> {
+        let authed = Request {
+            authorization: Some(lease.token.header_value()),
+            ..*request
+        };
         let rx_range = (rx.as_ptr() as usize, rx.len());
         let response = match &self.resource {
             Some(transport) => transport.lock().await.send(&authed, rx).await,
@@ -684,11 +769,21 @@ impl Detached {
     /// that broke its contract).
     fn new(r: &Response<'_>, (base, rx_len): (usize, usize)) -> Option<Self> {
         let body = r.body.as_ptr() as usize;
-        let start = if r.body.is_empty() { 0 } else { body.checked_sub(base)? };
+        let start = if r.body.is_empty() {
+            0
+        } else {
+            body.checked_sub(base)?
+        };
         if start.checked_add(r.body.len())? > rx_len {
             return None;
         }
-        Some(Self { status: r.status, start, len: r.body.len(), retry_after: r.retry_after, bearer_error: r.bearer_error })
+        Some(Self {
+            status: r.status,
+            start,
+            len: r.body.len(),
+            retry_after: r.retry_after,
+            bearer_error: r.bearer_error,
+        })
     }
     fn end(&self) -> usize {
         self.start + self.len
@@ -702,4 +797,3 @@ impl Detached {
         }
     }
 }
-

@@ -255,18 +255,23 @@ impl<'a> ConfigBuilder<'a> {
         if self.client_id.is_empty() || self.client_id.len() > CLIENT_ID_CAPACITY {
             return Err(ConfigError::InvalidClientId);
         }
-        let secret =
-            SecretString::try_from_str(self.client_secret).ok_or(ConfigError::InvalidClientSecret)?;
+        let secret = SecretString::try_from_str(self.client_secret)
+            .ok_or(ConfigError::InvalidClientSecret)?;
         for s in &self.scopes {
             // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-            let ok = !s.is_empty() && s.bytes().all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E));
+            let ok = !s.is_empty()
+                && s.bytes()
+                    .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E));
             if !ok {
                 return Err(ConfigError::InvalidScope);
             }
         }
         for (name, _) in &self.params {
             if name.is_empty()
-                || matches!(*name, "grant_type" | "scope" | "client_id" | "client_secret")
+                || matches!(
+                    *name,
+                    "grant_type" | "scope" | "client_id" | "client_secret"
+                )
             {
                 return Err(ConfigError::InvalidParameter);
             }
@@ -275,7 +280,8 @@ impl<'a> ConfigBuilder<'a> {
         let mut form = SecretString::<FORM_CAPACITY>::new();
         let mut authorization = SecretString::<AUTHORIZATION_CAPACITY>::new();
         let too_long = |_| ConfigError::TooLong;
-        form.write_str("grant_type=client_credentials").map_err(too_long)?;
+        form.write_str("grant_type=client_credentials")
+            .map_err(too_long)?;
         if !self.scopes.is_empty() {
             form.write_str("&scope=").map_err(too_long)?;
             for (i, s) in self.scopes.iter().enumerate() {
@@ -312,15 +318,18 @@ impl<'a> ConfigBuilder<'a> {
 
         let jitter_seed = self.jitter_seed.unwrap_or_else(|| {
             // FNV-1a of the client id: stable, cheap, and different per client.
-            self.client_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-            })
+            self.client_id
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                })
         });
 
         Ok(Config {
             token_endpoint: String::try_from(self.token_endpoint)
                 .map_err(|_| ConfigError::InvalidTokenEndpoint)?,
-            client_id: String::try_from(self.client_id).map_err(|_| ConfigError::InvalidClientId)?,
+            client_id: String::try_from(self.client_id)
+                .map_err(|_| ConfigError::InvalidClientId)?,
             auth: self.auth,
             form,
             params_end,
@@ -349,7 +358,11 @@ fn validate_endpoint(url: &str) -> Result<(), ConfigError> {
         return bad;
     };
     let authority = rest.split(['/', '?']).next().unwrap_or("");
-    if authority.is_empty() || authority.starts_with(':') || authority.contains('@') || url.contains('#') {
+    if authority.is_empty()
+        || authority.starts_with(':')
+        || authority.contains('@')
+        || url.contains('#')
+    {
         return bad;
     }
     Ok(())
@@ -397,19 +410,50 @@ mod tests {
     #[test]
     fn invalid_configuration_fails_at_build() {
         let cases: &[(ConfigBuilder<'_>, ConfigError)] = &[
-            (Config::builder("ftp://x/token", "id", "s"), ConfigError::InvalidTokenEndpoint),
-            (Config::builder("https://", "id", "s"), ConfigError::InvalidTokenEndpoint),
-            (Config::builder("https://a b/t", "id", "s"), ConfigError::InvalidTokenEndpoint),
-            (Config::builder("https://u:p@h/t", "id", "s"), ConfigError::InvalidTokenEndpoint),
-            (Config::builder("https://h/t#frag", "id", "s"), ConfigError::InvalidTokenEndpoint),
-            (Config::builder("https://h/t\r\n", "id", "s"), ConfigError::InvalidTokenEndpoint),
-            (Config::builder(EP, "", "s"), ConfigError::InvalidClientId),
-            (Config::builder(EP, "id", "s").scope("bad\"scope"), ConfigError::InvalidScope),
-            (Config::builder(EP, "id", "s").scope("  "), ConfigError::InvalidScope),
-            (Config::builder(EP, "id", "s").param("client_secret", "x"), ConfigError::InvalidParameter),
-            (Config::builder(EP, "id", "s").param("", "x"), ConfigError::InvalidParameter),
             (
-                Config::builder(EP, "id", "s").refresh_policy(RefreshPolicy::DEFAULT.default_lifetime(crate::Duration::ZERO)),
+                Config::builder("ftp://x/token", "id", "s"),
+                ConfigError::InvalidTokenEndpoint,
+            ),
+            (
+                Config::builder("https://", "id", "s"),
+                ConfigError::InvalidTokenEndpoint,
+            ),
+            (
+                Config::builder("https://a b/t", "id", "s"),
+                ConfigError::InvalidTokenEndpoint,
+            ),
+            (
+                Config::builder("https://u:p@h/t", "id", "s"),
+                ConfigError::InvalidTokenEndpoint,
+            ),
+            (
+                Config::builder("https://h/t#frag", "id", "s"),
+                ConfigError::InvalidTokenEndpoint,
+            ),
+            (
+                Config::builder("https://h/t\r\n", "id", "s"),
+                ConfigError::InvalidTokenEndpoint,
+            ),
+            (Config::builder(EP, "", "s"), ConfigError::InvalidClientId),
+            (
+                Config::builder(EP, "id", "s").scope("bad\"scope"),
+                ConfigError::InvalidScope,
+            ),
+            (
+                Config::builder(EP, "id", "s").scope("  "),
+                ConfigError::InvalidScope,
+            ),
+            (
+                Config::builder(EP, "id", "s").param("client_secret", "x"),
+                ConfigError::InvalidParameter,
+            ),
+            (
+                Config::builder(EP, "id", "s").param("", "x"),
+                ConfigError::InvalidParameter,
+            ),
+            (
+                Config::builder(EP, "id", "s")
+                    .refresh_policy(RefreshPolicy::DEFAULT.default_lifetime(crate::Duration::ZERO)),
                 ConfigError::InvalidPolicy,
             ),
         ];
@@ -418,21 +462,34 @@ mod tests {
         }
         let long = [b'x'; 300];
         let long = core::str::from_utf8(&long).unwrap();
-        assert_eq!(Config::builder(EP, "id", long).build().err(), Some(ConfigError::InvalidClientSecret));
-        assert_eq!(Config::builder(EP, long, "s").build().err(), Some(ConfigError::InvalidClientId));
+        assert_eq!(
+            Config::builder(EP, "id", long).build().err(),
+            Some(ConfigError::InvalidClientSecret)
+        );
+        assert_eq!(
+            Config::builder(EP, long, "s").build().err(),
+            Some(ConfigError::InvalidClientId)
+        );
         let mut b = Config::builder(EP, "id", "s");
         for _ in 0..=MAX_PARAMS {
             b = b.param("resource", "r");
         }
         assert_eq!(b.build().err(), Some(ConfigError::TooMany));
-        let b = Config::builder(EP, "id", "s").param("audience", long).param("resource", long).param("x", long);
+        let b = Config::builder(EP, "id", "s")
+            .param("audience", long)
+            .param("resource", long)
+            .param("x", long);
         assert_eq!(b.build().err(), Some(ConfigError::TooLong));
     }
 
     #[test]
     fn store_key_depends_on_scope_and_client_but_not_secret() {
         let k = |id: &str, secret: &str, scope: &'static str| {
-            Config::builder(EP, id, secret).scope(scope).build().unwrap().store_key()
+            Config::builder(EP, id, secret)
+                .scope(scope)
+                .build()
+                .unwrap()
+                .store_key()
         };
         assert_eq!(k("a", "s1", "x"), k("a", "s2", "x"));
         assert_ne!(k("a", "s", "x"), k("b", "s", "x"));

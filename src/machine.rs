@@ -129,13 +129,28 @@ pub struct Context {
 impl Context {
     /// A context with these policies and jitter seed.
     pub const fn new(refresh: RefreshPolicy, retry: RetryPolicy, seed: u64) -> Self {
-        Self { refresh, retry, rng: Rng::new(seed), next_generation: 1 }
+        Self {
+            refresh,
+            retry,
+            rng: Rng::new(seed),
+            next_generation: 1,
+        }
     }
 
-    fn token<const N: usize>(&mut self, value: AccessToken<N>, refresh_at: Instant, expires_at: Instant) -> Token<N> {
+    fn token<const N: usize>(
+        &mut self,
+        value: AccessToken<N>,
+        refresh_at: Instant,
+        expires_at: Instant,
+    ) -> Token<N> {
         let generation = self.next_generation;
         self.next_generation = self.next_generation.wrapping_add(1).max(1);
-        Token { value, generation, refresh_at, expires_at }
+        Token {
+            value,
+            generation,
+            refresh_at,
+            expires_at,
+        }
     }
 }
 
@@ -187,7 +202,9 @@ impl<const N: usize> Valid<N> {
     /// Where the token stands at `now`.
     pub fn check(self, now: Instant) -> Check<N> {
         if now >= self.token.expires_at {
-            Check::Expired(Expired { last_generation: self.token.generation })
+            Check::Expired(Expired {
+                last_generation: self.token.generation,
+            })
         } else if now >= self.token.refresh_at {
             Check::RefreshDue(self)
         } else {
@@ -204,16 +221,25 @@ impl<const N: usize> Valid<N> {
     /// newer token (someone else already replaced the rejected one), keep it.
     pub fn invalidate(self, generation: u32) -> Result<Expired, Self> {
         if self.token.generation == generation {
-            Ok(Expired { last_generation: generation })
+            Ok(Expired {
+                last_generation: generation,
+            })
         } else {
             Err(self)
         }
     }
 
     /// Adopt a token from a [`TokenStore`](crate::TokenStore) or any other source.
-    pub fn adopt(ctx: &mut Context, value: AccessToken<N>, now: Instant, remaining: Duration) -> Option<Self> {
+    pub fn adopt(
+        ctx: &mut Context,
+        value: AccessToken<N>,
+        now: Instant,
+        remaining: Duration,
+    ) -> Option<Self> {
         let (refresh_at, expires_at) = ctx.refresh.schedule(now, remaining, &mut ctx.rng);
-        (expires_at > now).then(|| Self { token: ctx.token(value, refresh_at, expires_at) })
+        (expires_at > now).then(|| Self {
+            token: ctx.token(value, refresh_at, expires_at),
+        })
     }
 }
 
@@ -243,7 +269,12 @@ pub enum Fetched<const N: usize> {
 
 impl<const N: usize> Fetching<N> {
     fn first(now: Instant, stale: Option<Token<N>>) -> Self {
-        Self { attempt: 1, sent_at: now, retry_at: None, stale }
+        Self {
+            attempt: 1,
+            sent_at: now,
+            retry_at: None,
+            stale,
+        }
     }
 
     /// Attempts made, the current one included.
@@ -266,7 +297,10 @@ impl<const N: usize> Fetching<N> {
     /// The previous token, `generation`, was rejected by a server: stop serving it. Returns
     /// whether it was dropped.
     pub fn reject_stale(mut self, generation: u32) -> (Self, bool) {
-        let dropped = self.stale.as_ref().is_some_and(|t| t.generation == generation);
+        let dropped = self
+            .stale
+            .as_ref()
+            .is_some_and(|t| t.generation == generation);
         if dropped {
             self.stale = None;
         }
@@ -284,13 +318,21 @@ impl<const N: usize> Fetching<N> {
 
     /// The attempt in flight is over: `result` is the parsed response, or the error the
     /// transport or the parser reported. `now` is when the response arrived.
-    pub fn complete(self, ctx: &mut Context, now: Instant, result: Result<TokenResponse<N>, ParseError>) -> Fetched<N> {
+    pub fn complete(
+        self,
+        ctx: &mut Context,
+        now: Instant,
+        result: Result<TokenResponse<N>, ParseError>,
+    ) -> Fetched<N> {
         let error = match result {
             Ok(resp) => {
                 let lifetime = resp.lifetime(ctx.refresh.default_lifetime);
-                let (refresh_at, expires_at) = ctx.refresh.schedule(self.sent_at, lifetime, &mut ctx.rng);
+                let (refresh_at, expires_at) =
+                    ctx.refresh.schedule(self.sent_at, lifetime, &mut ctx.rng);
                 if expires_at > now {
-                    return Fetched::Valid(Valid { token: ctx.token(resp.token, refresh_at, expires_at) });
+                    return Fetched::Valid(Valid {
+                        token: ctx.token(resp.token, refresh_at, expires_at),
+                    });
                 }
                 // The token's whole life passed while it was on its way.
                 Error::InvalidResponse(ResponseError::InvalidExpiresIn)
@@ -304,10 +346,20 @@ impl<const N: usize> Fetching<N> {
             };
             if let Some(wait) = ctx.retry.wait(self.attempt, retry_after, &mut ctx.rng) {
                 let at = now + wait;
-                return Fetched::Retry { fetching: Self { retry_at: Some(at), ..self }, at, error };
+                return Fetched::Retry {
+                    fetching: Self {
+                        retry_at: Some(at),
+                        ..self
+                    },
+                    at,
+                    error,
+                };
             }
         }
-        Fetched::Failed { state: self.give_up(ctx, now), error }
+        Fetched::Failed {
+            state: self.give_up(ctx, now),
+            error,
+        }
     }
 
     /// Stop fetching at `now` (the fetch failed for good, or its caller went away): back to the
@@ -319,7 +371,9 @@ impl<const N: usize> Fetching<N> {
                 t.refresh_at = (now + ctx.retry.backoff_max).min(t.expires_at);
                 State::Valid(Valid { token: t })
             }
-            Some(t) => State::Expired(Expired { last_generation: t.generation }),
+            Some(t) => State::Expired(Expired {
+                last_generation: t.generation,
+            }),
             None => State::NoToken(NoToken::new()),
         }
     }

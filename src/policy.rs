@@ -72,7 +72,12 @@ impl RefreshPolicy {
     }
 
     /// `(refresh_at, expires_at)` for a token whose request was sent at `sent_at`.
-    pub fn schedule(&self, sent_at: Instant, lifetime: Duration, rng: &mut Rng) -> (Instant, Instant) {
+    pub fn schedule(
+        &self,
+        sent_at: Instant,
+        lifetime: Duration,
+        rng: &mut Rng,
+    ) -> (Instant, Instant) {
         let lifetime = lifetime.min(self.max_lifetime);
         let expires_at = sent_at + lifetime;
         let half = Duration::from_millis(lifetime.as_millis() / 2);
@@ -129,7 +134,10 @@ impl RetryPolicy {
         transport_errors: true,
     };
     /// Never retry.
-    pub const NONE: Self = Self { total: 0, ..Self::DEFAULT };
+    pub const NONE: Self = Self {
+        total: 0,
+        ..Self::DEFAULT
+    };
 
     /// Set [`total`](Self::total).
     pub const fn total(mut self, n: u8) -> Self {
@@ -165,13 +173,23 @@ impl RetryPolicy {
     /// The wait before retry number `retry` (1-based), without `Retry-After`.
     pub fn backoff(&self, retry: u8, rng: &mut Rng) -> Duration {
         let exp = u32::from(retry.saturating_sub(1)).min(63);
-        let base = self.backoff_factor.saturating_mul(1u64 << exp).min(self.backoff_max);
-        base.saturating_add(Duration::from_millis(rng.below(self.jitter.as_millis().saturating_add(1))))
+        let base = self
+            .backoff_factor
+            .saturating_mul(1u64 << exp)
+            .min(self.backoff_max);
+        base.saturating_add(Duration::from_millis(
+            rng.below(self.jitter.as_millis().saturating_add(1)),
+        ))
     }
 
     /// The wait before retry number `retry`, given the server's `Retry-After` delay, or `None`
     /// when the server asks for more than [`backoff_max`](Self::backoff_max).
-    pub fn wait(&self, retry: u8, retry_after: Option<Duration>, rng: &mut Rng) -> Option<Duration> {
+    pub fn wait(
+        &self,
+        retry: u8,
+        retry_after: Option<Duration>,
+        rng: &mut Rng,
+    ) -> Option<Duration> {
         let backoff = self.backoff(retry, rng);
         match retry_after {
             Some(ra) if ra > self.backoff_max => None,
@@ -204,7 +222,11 @@ impl Rng {
     }
     /// A value in `0..bound` (0 when `bound` is 0).
     pub fn below(&mut self, bound: u64) -> u64 {
-        if bound == 0 { 0 } else { self.next_u64() % bound }
+        if bound == 0 {
+            0
+        } else {
+            self.next_u64() % bound
+        }
     }
 }
 
@@ -232,7 +254,9 @@ mod tests {
 
     #[test]
     fn jitter_spreads_refreshes_but_stays_in_bounds() {
-        let p = RefreshPolicy::DEFAULT.margin(Duration::from_secs(60)).jitter(Duration::from_secs(30));
+        let p = RefreshPolicy::DEFAULT
+            .margin(Duration::from_secs(60))
+            .jitter(Duration::from_secs(30));
         let mut seen = [false; 31];
         for seed in 0..200 {
             let mut rng = Rng::new(seed);
@@ -241,24 +265,38 @@ mod tests {
             assert!((60..=90).contains(&early), "{early}");
             seen[(early - 60) as usize] = true;
         }
-        assert!(seen.iter().filter(|s| **s).count() > 20, "jitter does not spread");
+        assert!(
+            seen.iter().filter(|s| **s).count() > 20,
+            "jitter does not spread"
+        );
     }
 
     #[test]
     fn backoff_is_exponential_and_capped() {
-        let p = RetryPolicy::DEFAULT.jitter(Duration::ZERO).backoff_max(Duration::from_secs(2));
+        let p = RetryPolicy::DEFAULT
+            .jitter(Duration::ZERO)
+            .backoff_max(Duration::from_secs(2));
         let mut rng = Rng::new(0);
-        let waits: [u64; 5] = core::array::from_fn(|i| p.backoff(i as u8 + 1, &mut rng).as_millis());
+        let waits: [u64; 5] =
+            core::array::from_fn(|i| p.backoff(i as u8 + 1, &mut rng).as_millis());
         assert_eq!(waits, [300, 600, 1200, 2000, 2000]);
         assert_eq!(p.backoff(255, &mut rng), Duration::from_secs(2));
     }
 
     #[test]
     fn retry_after_is_honoured_up_to_the_cap() {
-        let p = RetryPolicy::DEFAULT.jitter(Duration::ZERO).backoff_max(Duration::from_secs(10));
+        let p = RetryPolicy::DEFAULT
+            .jitter(Duration::ZERO)
+            .backoff_max(Duration::from_secs(10));
         let mut rng = Rng::new(0);
-        assert_eq!(p.wait(1, Some(Duration::from_secs(5)), &mut rng), Some(Duration::from_secs(5)));
-        assert_eq!(p.wait(1, Some(Duration::ZERO), &mut rng), Some(Duration::from_millis(300)));
+        assert_eq!(
+            p.wait(1, Some(Duration::from_secs(5)), &mut rng),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            p.wait(1, Some(Duration::ZERO), &mut rng),
+            Some(Duration::from_millis(300))
+        );
         assert_eq!(p.wait(1, Some(Duration::from_secs(11)), &mut rng), None);
     }
 }

@@ -15,7 +15,11 @@ use crate::error::ConfigError;
 use crate::secret::SecretString;
 
 /// Everything but the unreserved characters of RFC 3986 is encoded.
-pub const ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+pub const ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// The headers of every token request, besides `Authorization`.
 pub const TOKEN_REQUEST_HEADERS: &[(&str, &str)] = &[
@@ -48,13 +52,15 @@ pub fn write_basic_authorization<const M: usize>(
         .and_then(|()| write_encoded(&mut creds, client_secret))
         .map_err(|_| ConfigError::TooLong)?;
     let mut b64 = [0u8; CREDENTIALS_CAPACITY.div_ceil(3) * 4];
-    let result = match <base64ct::Base64 as base64ct::Encoding>::encode(creds.secret().as_bytes(), &mut b64) {
-        Ok(encoded) => out
-            .write_str("Basic ")
-            .and_then(|()| out.write_str(encoded))
-            .map_err(|_| ConfigError::TooLong),
-        Err(_) => Err(ConfigError::TooLong),
-    };
+    let result =
+        match <base64ct::Base64 as base64ct::Encoding>::encode(creds.secret().as_bytes(), &mut b64)
+        {
+            Ok(encoded) => out
+                .write_str("Basic ")
+                .and_then(|()| out.write_str(encoded))
+                .map_err(|_| ConfigError::TooLong),
+            Err(_) => Err(ConfigError::TooLong),
+        };
     b64.zeroize();
     result
 }
@@ -75,7 +81,10 @@ mod tests {
     fn encodes_everything_but_unreserved() {
         assert_eq!(enc("AZaz09-._~"), "AZaz09-._~");
         assert_eq!(enc("a b"), "a%20b");
-        assert_eq!(enc(": + % & = é /"), "%3A%20%2B%20%25%20%26%20%3D%20%C3%A9%20%2F");
+        assert_eq!(
+            enc(": + % & = é /"),
+            "%3A%20%2B%20%25%20%26%20%3D%20%C3%A9%20%2F"
+        );
     }
 
     fn basic(id: &str, secret: &str) -> String {
@@ -88,7 +97,10 @@ mod tests {
     #[test]
     fn basic_auth_vectors() {
         // RFC 6749 §2.3.1 example: "s6BhdRkqt3" / "gX1fBat3bV".
-        assert_eq!(basic("s6BhdRkqt3", "gX1fBat3bV"), "Basic czZCaGRSa3F0MzpnWDFmQmF0M2JW");
+        assert_eq!(
+            basic("s6BhdRkqt3", "gX1fBat3bV"),
+            "Basic czZCaGRSa3F0MzpnWDFmQmF0M2JW"
+        );
         // Reserved characters and a space in both: "a:b c" / "p+q%r&s=t é".
         assert_eq!(
             basic("a:b c", "p+q%r&s=t é"),
@@ -100,8 +112,14 @@ mod tests {
     fn too_long_credentials_are_a_config_error() {
         let long = "é".repeat(200); // 400 bytes, 1200 encoded
         let mut out = SecretString::<4096>::new();
-        assert_eq!(write_basic_authorization(&mut out, "id", &long), Err(ConfigError::TooLong));
+        assert_eq!(
+            write_basic_authorization(&mut out, "id", &long),
+            Err(ConfigError::TooLong)
+        );
         let mut small = SecretString::<10>::new();
-        assert_eq!(write_basic_authorization(&mut small, "id", "secret"), Err(ConfigError::TooLong));
+        assert_eq!(
+            write_basic_authorization(&mut small, "id", "secret"),
+            Err(ConfigError::TooLong)
+        );
     }
 }

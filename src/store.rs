@@ -198,7 +198,11 @@ pub enum MemoryStoreError {
 impl<const N: usize> MemoryStore<N> {
     /// An empty store.
     pub const fn new() -> Self {
-        Self { key: heapless::String::new(), token: SecretString::new(), expires_at_unix: 0 }
+        Self {
+            key: heapless::String::new(),
+            token: SecretString::new(),
+            expires_at_unix: 0,
+        }
     }
 }
 
@@ -218,7 +222,10 @@ impl<const N: usize> TokenStore for MemoryStore<N> {
         let Ok(access_token) = core::str::from_utf8(&buf[..token.len()]) else {
             return Ok(None);
         };
-        Ok(Some(StoredToken { access_token, expires_at_unix: self.expires_at_unix }))
+        Ok(Some(StoredToken {
+            access_token,
+            expires_at_unix: self.expires_at_unix,
+        }))
     }
 
     async fn save(&mut self, key: &str, token: StoredToken<'_>) -> Result<(), Self::Error> {

@@ -132,8 +132,14 @@ mod tests {
     #[test]
     fn arithmetic_saturates_instead_of_panicking() {
         assert_eq!(Instant::MAX + Duration::from_secs(1), Instant::MAX);
-        assert_eq!(Instant::ZERO.saturating_sub(Duration::from_secs(1)), Instant::ZERO);
-        assert_eq!(Instant::from_secs(1) - Instant::from_secs(5), Duration::ZERO);
+        assert_eq!(
+            Instant::ZERO.saturating_sub(Duration::from_secs(1)),
+            Instant::ZERO
+        );
+        assert_eq!(
+            Instant::from_secs(1) - Instant::from_secs(5),
+            Duration::ZERO
+        );
         assert_eq!(Instant::MAX.checked_add(Duration::from_millis(1)), None);
         assert_eq!(Duration::from_secs(u64::MAX), Duration::MAX);
         assert_eq!(Duration::from_millis(2500).as_secs(), 2);
