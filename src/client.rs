@@ -638,6 +638,11 @@ where
         }
         let token = AccessToken::<N>::from_token(loaded.access_token)?;
         let remaining = Duration::from_secs(loaded.expires_at_unix.checked_sub(unix_now)?);
+        // A stored token that is already within the refresh margin would be refreshed at
+        // once anyway (and its lifetime is unknown, so the margin cannot be halved for it).
+        if remaining <= self.config.refresh.margin {
+            return None;
+        }
         let now = self.clock.now();
         self.shared.with_lock(|s| {
             // During a refresh the store usually holds the very token being refreshed (this

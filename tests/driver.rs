@@ -1675,3 +1675,30 @@ fn manual_mock_clock_lets_keep_fresh_refresh_exactly_at_refresh_at() {
         "a manual clock never jumps by itself"
     );
 }
+
+#[test]
+fn a_stored_token_within_the_refresh_margin_is_not_adopted() {
+    // T1 lives 100 s; the default margin is 60 s. A second client 50 s later finds 50 s left:
+    // that token is already due, so it fetches its own.
+    let clock = MockClock::new();
+    clock.set_unix_time(Some(UNIX));
+    let mut store = MemoryStore::<256>::new();
+    {
+        let first = with_store(config(), script::<16>(&[token(T1)]), &clock, &mut store);
+        block_on(first.token()).unwrap();
+    }
+    clock.advance(Duration::from_secs(50));
+    let second = with_store(config(), script::<16>(&[token(T2)]), &clock, &mut store);
+    assert_eq!(token_of(&second), "t2");
+    // With 61 s left it would have been adopted.
+    let clock = MockClock::new();
+    clock.set_unix_time(Some(UNIX));
+    let mut store = MemoryStore::<256>::new();
+    {
+        let first = with_store(config(), script::<16>(&[token(T1)]), &clock, &mut store);
+        block_on(first.token()).unwrap();
+    }
+    clock.advance(Duration::from_secs(39));
+    let second = with_store(config(), script::<16>(&[]), &clock, &mut store);
+    assert_eq!(token_of(&second), "t1");
+}
