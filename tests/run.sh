@@ -2,10 +2,11 @@
 # alf's whole test suite, set-up included.
 #
 # Runs on a fresh machine that has only the Rust toolchain (rustup + cargo): it installs what is
-# missing (Rust targets and components; Debian packages for the real servers the tests start and
-# for QEMU; Python packages for the real authorization server), then runs formatting and lint
-# checks, the cross builds of the no_std core, the documentation build, every test, and the
-# core's test cases as firmware under QEMU.
+# missing (Rust targets and components; Debian packages for the real servers the tests start, for
+# QEMU and for network namespaces; Python packages for the real authorization server), then runs
+# formatting and lint checks, the cross builds of the no_std core, the documentation build, every
+# test, the core's test cases as firmware under QEMU, and alf-reqwless on embassy-net over a TAP
+# device in a private network namespace (needs root).
 #
 #   bash tests/run.sh            # everything
 #   ALF_SKIP_SETUP=1 bash tests/run.sh   # skip installs (machine already set up)
@@ -23,7 +24,7 @@ if [[ -z "${ALF_SKIP_SETUP:-}" ]]; then
 
     step "set-up: system packages"
     missing=()
-    for pair in redis-server:redis-server memcached:memcached qemu-system-arm:qemu-system-arm qemu-system-riscv32:qemu-system-misc; do
+    for pair in redis-server:redis-server memcached:memcached qemu-system-arm:qemu-system-arm qemu-system-riscv32:qemu-system-misc ip:iproute2; do
         bin=${pair%%:*}; pkg=${pair##*:}
         command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")
     done
@@ -75,3 +76,6 @@ cargo test --workspace --features alf/testing,alf/log
 
 step "core tests as firmware under QEMU (Cortex-M4F, Cortex-M0, RISC-V 32)"
 bash tests/qemu.sh
+
+step "alf-reqwless on embassy-net over TAP, against Authlib, in a private network namespace"
+bash tests/tap.sh

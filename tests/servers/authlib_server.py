@@ -1,10 +1,12 @@
 """A real OAuth 2.0 authorization server and protected API for alf's interop tests.
 
-Authlib (an independent implementation of RFC 6749) with Flask, on 127.0.0.1 only:
+Authlib (an independent implementation of RFC 6749) with Flask, on 127.0.0.1 by default:
 
     python authlib_server.py --port 0 --lifetime 2
 
-prints `ALF_AUTHLIB_READY <port>` once listening. Endpoints:
+prints `ALF_AUTHLIB_READY <port>` once listening. `--host` binds another local address instead,
+such as 10.42.0.1 on the TAP device inside the private network namespace of tests/tap.sh.
+Endpoints:
 
 - POST /oauth/token       client credentials grant; client_secret_basic or client_secret_post
 - GET|POST /api/resource  protected by Bearer tokens; expired or revoked tokens get
@@ -16,7 +18,9 @@ Issued tokens are random; the server never prints them.
 """
 
 import argparse
+import ipaddress
 import json
+import os
 import secrets
 import sys
 import threading
@@ -170,10 +174,15 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--lifetime", type=int, default=3600)
+    parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
+    if not ipaddress.ip_address(args.host).is_loopback:
+        # Authlib refuses plain http except on loopback addresses. The other addresses this test
+        # server binds (10.42.0.1 in tests/tap.sh) are inside a private network namespace.
+        os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"
     from werkzeug.serving import make_server
 
-    srv = make_server("127.0.0.1", args.port, create_app(args.lifetime), threaded=True)
+    srv = make_server(args.host, args.port, create_app(args.lifetime), threaded=True)
     print(f"ALF_AUTHLIB_READY {srv.server_port}", flush=True)
     sys.stdout.flush()
     srv.serve_forever()
