@@ -60,6 +60,8 @@ struct Shared<const N: usize> {
     last_error: Option<Error<embedded_io::ErrorKind>>,
     /// A token was just rejected: the store probably holds it, so do not load it back.
     skip_store: bool,
+    /// After the token endpoint rejected the credentials: no new token request before this.
+    cooldown_until: Option<Instant>,
     /// Callers fetching or queued to fetch (see [`Pending`]). A `Fetching` state with none is
     /// abandoned: its caller was dropped.
     pending: u32,
@@ -245,6 +247,15 @@ impl<const N: usize> Shared<N> {
             self.state = state;
             return decision;
         }
+        if let (Some(until), Some(e)) = (self.cooldown_until, &self.last_error) {
+            if now < until && state.usable_token(now).is_none() {
+                // The credentials were rejected moments ago: asking again would only hammer the
+                // token endpoint. Callers get the same error until the cooldown ends.
+                let e = e.clone();
+                self.state = state;
+                return Decision::Failed(e);
+            }
+        }
         let fetching = match state {
             State::NoToken(n) => n.fetch(now),
             State::Expired(e) => e.fetch(now),
@@ -302,6 +313,9 @@ impl<const N: usize> Shared<N> {
                 warn!("alf: token request failed: {:?}", error);
                 self.completed = self.completed.wrapping_add(1);
                 self.last_error = Some(error.clone());
+                if error.kind() == crate::error::ErrorKind::Credentials {
+                    self.cooldown_until = Some(now + self.ctx.retry.backoff_max);
+                }
                 let stale = state.usable_token(now).map(lease);
                 self.state = state;
                 AttemptOutcome::Failed { stale, error }
@@ -316,6 +330,7 @@ impl<const N: usize> Shared<N> {
         self.completed = self.completed.wrapping_add(1);
         self.last_error = None;
         self.skip_store = false;
+        self.cooldown_until = None;
         AttemptOutcome::Done(l)
     }
 }
@@ -350,6 +365,7 @@ where
                 completed: 0,
                 last_error: None,
                 skip_store: false,
+                cooldown_until: None,
                 pending: 0,
             }),
             io: maitake_sync::Mutex::new(Io {
@@ -442,7 +458,10 @@ where
     /// Forget the token, here and in the store.
     pub async fn forget_token(&self) {
         let mut io = self.io.lock().await;
-        self.shared.with_lock(|s| s.state = State::default());
+        self.shared.with_lock(|s| {
+            s.state = State::default();
+            s.cooldown_until = None;
+        });
         if S::ENABLED {
             let key = self.store_key(&mut io.key);
             if io.store.clear(&key).await.is_err() {

@@ -109,7 +109,9 @@ pub struct RetryPolicy {
     pub statuses: &'static [u16],
     /// Base of the exponential backoff. Default 300 ms.
     pub backoff_factor: Duration,
-    /// Longest wait between attempts. Default 30 s.
+    /// Longest wait between attempts. Default 30 s. Also the cooldown after the token endpoint
+    /// rejects the credentials: for that long, callers get the same error without a new token
+    /// request (so an application loop cannot hammer the endpoint with a wrong secret).
     pub backoff_max: Duration,
     /// Random extra wait, `0..=jitter`. Default 100 ms.
     pub jitter: Duration,

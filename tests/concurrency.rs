@@ -262,7 +262,7 @@ fn callers_waiting_through_retries_share_the_final_token() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn twenty_callers_share_one_failed_fetch_and_a_later_caller_fetches_again() {
+fn twenty_callers_share_one_failed_fetch_and_credentials_cool_down_before_the_next_fetch() {
     let clock = MockClock::new();
     let client: Client<_, _> = Client::new(
         config(),
@@ -287,7 +287,19 @@ fn twenty_callers_share_one_failed_fetch_and_a_later_caller_fetches_again() {
         assert_eq!(r.as_ref().unwrap_err(), first);
     }
     assert_eq!(sent(&client), 1);
-    // A caller arriving after the failure does not inherit it.
+    // Rejected credentials: for the cooldown (backoff_max, 30 s) later callers get the same
+    // error without a new token request, so a loop cannot hammer the token endpoint.
+    for _ in 0..5 {
+        assert_eq!(
+            futures_executor::block_on(client.access_token()).unwrap_err(),
+            *first
+        );
+    }
+    clock.advance(Duration::from_secs(29));
+    assert!(futures_executor::block_on(client.access_token()).is_err());
+    assert_eq!(sent(&client), 1);
+    // After it, a caller fetches again.
+    clock.advance(Duration::from_secs(1));
     assert_eq!(
         futures_executor::block_on(client.access_token())
             .unwrap()
