@@ -17,6 +17,15 @@
 //!    says `insufficient_scope` or `invalid_request` is returned at once: a new token with the
 //!    same scope would get the same answer.
 //!
+//! # Token stores
+//! By default the token lives in the client's memory only ([`NoStore`]). With
+//! [`Builder::store`] the core also keeps it in an [`alf::TokenStore`] (Redis with `alf-redis`,
+//! Memcached with `alf-memcached`...), so that every process using the same store and the same
+//! configuration reuses one token, and only one of them asks the token endpoint for it. A store
+//! that fails or is down never fails a request: alf logs a warning and fetches the token itself.
+//! [`TokioClock`] knows the wall time ([`SystemTime`](std::time::SystemTime)), which the core
+//! needs to read and write stored expiry times.
+//!
 //! # Redirects
 //! Resource requests use [`same_origin_redirects`]: redirects are followed only while they
 //! stay on the origin (scheme, host and port) of the URL you asked for; the first redirect to
@@ -24,10 +33,14 @@
 //! never leaves the origin you chose. Token requests never follow redirects at all.
 
 use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::Poll;
+use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alf::{BearerError, Config, Lease};
+use alf::{BearerError, Config, Lease, NoStore, TokenStore};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use reqwest::redirect::Policy;
 use reqwest::{IntoUrl, Method, StatusCode, Url};
@@ -38,9 +51,9 @@ use crate::error::Error;
 use crate::transport::{DEFAULT_TIMEOUT, ReqwestTransport, TransportError};
 
 /// The core client this crate drives: alf's token engine over [`ReqwestTransport`] and
-/// [`TokioClock`], with the default capacities (tokens up to 2 KiB, token responses up to
-/// 4 KiB).
-pub type CoreClient = alf::Client<ReqwestTransport, TokioClock>;
+/// [`TokioClock`], with the token store `S` ([`NoStore`] by default) and the default capacities
+/// (tokens up to 2 KiB, token responses up to 4 KiB).
+pub type CoreClient<S = NoStore> = alf::Client<ReqwestTransport, TokioClock, S>;
 
 /// Most redirects [`same_origin_redirects`] follows in one request.
 pub const MAX_REDIRECTS: usize = 10;
@@ -85,6 +98,9 @@ fn same_origin(a: &Url, b: &Url) -> bool {
 /// one background refresh task. The task (see [`Builder::proactive_refresh`]) stops when the
 /// last clone is dropped.
 ///
+/// `S` is the [token store](alf::TokenStore) ([`NoStore`] by default: the token lives in this
+/// client only); set one with [`Builder::store`] to share the token with other processes.
+///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let config = alf::Config::builder("https://auth.example.com/token", "my-client", "my-secret")
@@ -96,30 +112,29 @@ fn same_origin(a: &Url, b: &Url) -> bool {
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Clone)]
-pub struct Client {
-    inner: Arc<Inner>,
+pub struct Client<S = NoStore> {
+    inner: Arc<Inner<S>>,
 }
 
-struct Inner {
-    core: Arc<CoreClient>,
-    http: reqwest::Client,
-    /// Applied to resource requests that set no timeout of their own.
-    timeout: Option<Duration>,
-    refresher: Option<tokio::task::AbortHandle>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // The last clone of the client is gone: stop the refresh task (it holds the core, not
-        // this struct, so it would otherwise run forever).
-        if let Some(task) = &self.refresher {
-            task.abort();
+impl<S> Clone for Client<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
         }
     }
 }
 
-impl fmt::Debug for Client {
+struct Inner<S> {
+    core: Arc<CoreClient<S>>,
+    http: reqwest::Client,
+    /// Applied to resource requests that set no timeout of their own.
+    timeout: Option<Duration>,
+    /// Dropped with the last clone of the client, which stops the refresh (it holds the core,
+    /// not this struct, so it would otherwise run forever).
+    refresher: Option<Refresher>,
+}
+
+impl<S> fmt::Debug for Client<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("core", &self.inner.core)
@@ -152,37 +167,40 @@ impl Client {
             http: None,
             transport: None,
             proactive_refresh: false,
+            store: NoStore,
         }
     }
+}
 
+impl<S: TokenStore + Send + 'static> Client<S> {
     /// Start a `GET` request.
-    pub fn get<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+    pub fn get<U: IntoUrl>(&self, url: U) -> RequestBuilder<S> {
         self.request(Method::GET, url)
     }
     /// Start a `POST` request.
-    pub fn post<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+    pub fn post<U: IntoUrl>(&self, url: U) -> RequestBuilder<S> {
         self.request(Method::POST, url)
     }
     /// Start a `PUT` request.
-    pub fn put<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+    pub fn put<U: IntoUrl>(&self, url: U) -> RequestBuilder<S> {
         self.request(Method::PUT, url)
     }
     /// Start a `PATCH` request.
-    pub fn patch<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+    pub fn patch<U: IntoUrl>(&self, url: U) -> RequestBuilder<S> {
         self.request(Method::PATCH, url)
     }
     /// Start a `DELETE` request.
-    pub fn delete<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+    pub fn delete<U: IntoUrl>(&self, url: U) -> RequestBuilder<S> {
         self.request(Method::DELETE, url)
     }
     /// Start a `HEAD` request.
-    pub fn head<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+    pub fn head<U: IntoUrl>(&self, url: U) -> RequestBuilder<S> {
         self.request(Method::HEAD, url)
     }
 
     /// Start a request with any method. An invalid URL is reported by
     /// [`send`](RequestBuilder::send).
-    pub fn request<U: IntoUrl>(&self, method: Method, url: U) -> RequestBuilder {
+    pub fn request<U: IntoUrl>(&self, method: Method, url: U) -> RequestBuilder<S> {
         RequestBuilder {
             client: self.clone(),
             inner: self.inner.http.request(method, url),
@@ -198,8 +216,9 @@ impl Client {
     }
 
     /// The core token engine (state, [`invalidate`](alf::Client::invalidate),
-    /// [`forget_token`](alf::Client::forget_token)...).
-    pub fn core(&self) -> &CoreClient {
+    /// [`forget_token`](alf::Client::forget_token),
+    /// [`with_store_ref`](alf::Client::with_store_ref)...).
+    pub fn core(&self) -> &CoreClient<S> {
         &self.inner.core
     }
 
@@ -276,17 +295,20 @@ fn set_bearer(request: &mut reqwest::Request, lease: &Lease) -> Result<(), Error
     Ok(())
 }
 
-/// Builder for [`Client`]; see [`Client::builder`].
-pub struct Builder {
+/// Builder for [`Client`]; see [`Client::builder`]. `S` is the token store, set with
+/// [`store`](Self::store).
+pub struct Builder<S = NoStore> {
     config: Config,
     timeout: Option<Duration>,
     http: Option<reqwest::Client>,
     transport: Option<ReqwestTransport>,
     proactive_refresh: bool,
+    store: S,
 }
 
-impl fmt::Debug for Builder {
+impl<S> fmt::Debug for Builder<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The store is not shown: its Debug is its own business (a URL may hold a password).
         f.debug_struct("Builder")
             .field("config", &self.config)
             .field("timeout", &self.timeout)
@@ -295,7 +317,38 @@ impl fmt::Debug for Builder {
     }
 }
 
-impl Builder {
+impl<S> Builder<S> {
+    /// Keep the token in `store` too, so that other processes (and other clients) using the
+    /// same store and the same configuration reuse it instead of fetching their own; for
+    /// example `alf_redis::RedisStore` or `alf_memcached::MemcachedStore`.
+    ///
+    /// When the token is missing or due, one process takes a short lock in the store and
+    /// fetches; the others wait briefly for its token (see
+    /// [`StorePolicy`](alf::StorePolicy), set on the [`Config`]). A store that fails, times
+    /// out or is down never fails a request: the client fetches the token itself.
+    ///
+    /// Give each client its own store value (stores such as `RedisStore` carry the identity
+    /// of the fetch lock); they share the token through the server they talk to.
+    ///
+    /// ```no_run
+    /// # async fn run(config: alf::Config, store: alf::MemoryStore) -> Result<(), alf_reqwest::Error> {
+    /// let client = alf_reqwest::Client::builder(config).store(store).build()?;
+    /// let response = client.get("https://api.example.com/orders").send().await?;
+    /// # let _ = response;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn store<S2>(self, store: S2) -> Builder<S2> {
+        Builder {
+            config: self.config,
+            timeout: self.timeout,
+            http: self.http,
+            transport: self.transport,
+            proactive_refresh: self.proactive_refresh,
+            store,
+        }
+    }
+
     /// Timeout for token requests and for resource requests (each request in all:
     /// connecting, sending, reading the body). Default 30 s. A resource request can set its
     /// own with [`RequestBuilder::timeout`].
@@ -336,18 +389,30 @@ impl Builder {
     /// never wait for the token endpoint in steady state. After a failed fetch it tries again
     /// after the retry policy's `backoff_max`. The task stops when the last clone of the
     /// [`Client`] is dropped. [`build`](Self::build) must then run inside a tokio runtime.
+    ///
+    /// # With a token store
+    /// With the default [`NoStore`] the refresh is a task spawned on the runtime. With a
+    /// [`store`](Self::store) it runs on a thread of its own (named `alf-refresh`), driven with
+    /// [`Handle::block_on`](tokio::runtime::Handle::block_on) on the runtime `build` ran in:
+    /// its I/O and timers are that runtime's, but its future need not be `Send`, which this
+    /// crate cannot prove for an arbitrary store's `async fn`s (your concrete store's `send()`
+    /// futures are still `Send` when its futures are). The thread also stops with the last
+    /// clone of the client, and when the runtime shuts down.
     pub fn proactive_refresh(mut self, on: bool) -> Self {
         self.proactive_refresh = on;
         self
     }
+}
 
+impl<S: TokenStore + Send + 'static> Builder<S> {
     /// Build the client.
     ///
     /// # Errors
     /// [`Error::Token`] with a transport error, or [`Error::Http`], when reqwest cannot build
     /// a client (the TLS backend failed to initialise); [`Error::NoRuntime`] when proactive
-    /// refresh is on and there is no current tokio runtime.
-    pub fn build(self) -> Result<Client, Error> {
+    /// refresh is on and there is no current tokio runtime; [`Error::Thread`] when the refresh
+    /// thread of a client with a store cannot be started.
+    pub fn build(self) -> Result<Client<S>, Error> {
         let transport = match self.transport {
             Some(t) => t,
             None => ReqwestTransport::builder()
@@ -365,12 +430,15 @@ impl Builder {
                 (http, Some(self.timeout.unwrap_or(DEFAULT_TIMEOUT)))
             }
         };
-        let core = Arc::new(CoreClient::new(self.config, transport, TokioClock::new()));
+        let core = Arc::new(CoreClient::with_store(
+            self.config,
+            transport,
+            TokioClock::new(),
+            self.store,
+        ));
         let refresher = if self.proactive_refresh {
             let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
-            let core = Arc::clone(&core);
-            let task = runtime.spawn(async move { core.keep_fresh().await });
-            Some(task.abort_handle())
+            Some(Refresher::start(&core, runtime)?)
         } else {
             None
         };
@@ -385,23 +453,113 @@ impl Builder {
     }
 }
 
+/// The background refresh of a [`Client`] (see [`Builder::proactive_refresh`]); dropping it
+/// stops the refresh.
+enum Refresher {
+    /// A task on the runtime (the default store: its future is known to be `Send`).
+    Task(tokio::task::AbortHandle),
+    /// A thread driving the refresh with `Handle::block_on` (any other store).
+    Thread {
+        /// Dropped to stop the thread.
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        /// A task that does nothing and lives as long as the runtime, or until aborted here.
+        watch: tokio::task::AbortHandle,
+    },
+}
+
+impl Refresher {
+    fn start<S: TokenStore + Send + 'static>(
+        core: &Arc<CoreClient<S>>,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, Error> {
+        // Spawning `keep_fresh()` needs its future to be `Send`, which cannot be proven for a
+        // generic store. For the default store it can: find out whether `S` is `NoStore`.
+        let any: Arc<dyn Any + Send + Sync> = Arc::clone(core) as _;
+        if let Ok(core) = any.downcast::<CoreClient<NoStore>>() {
+            let task = runtime.spawn(async move { core.keep_fresh().await });
+            return Ok(Self::Task(task.abort_handle()));
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        // When the runtime shuts down it drops its tasks before it shuts down its timers: this
+        // one's sender is then dropped, and the thread ends instead of sleeping on a timer of
+        // a runtime that is gone (which would panic).
+        let (alive, runtime_gone) = tokio::sync::oneshot::channel::<()>();
+        let watch = runtime.spawn(async move {
+            let _alive = alive;
+            std::future::pending::<()>().await;
+        });
+        let core = Arc::clone(core);
+        let spawned = std::thread::Builder::new()
+            .name("alf-refresh".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    run_until_stopped(core.keep_fresh(), stopped, runtime_gone).await;
+                    // `core` is dropped here, inside the runtime's context: if this was the last
+                    // reference, the store closes its connections there.
+                    drop(core);
+                });
+            });
+        match spawned {
+            Ok(_detached) => Ok(Self::Thread {
+                stop: Some(stop),
+                watch: watch.abort_handle(),
+            }),
+            Err(e) => {
+                watch.abort();
+                Err(Error::Thread(e))
+            }
+        }
+    }
+}
+
+impl Drop for Refresher {
+    fn drop(&mut self) {
+        match self {
+            Self::Task(task) => task.abort(),
+            Self::Thread { stop, watch } => {
+                drop(stop.take());
+                watch.abort();
+            }
+        }
+    }
+}
+
+/// Run `work` until either receiver completes (a message or its sender dropped). The
+/// receivers are polled first, so a stop that has been signalled wins over more work.
+async fn run_until_stopped(
+    work: impl Future<Output = ()>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+    mut runtime_gone: tokio::sync::oneshot::Receiver<()>,
+) {
+    let mut work = core::pin::pin!(work);
+    core::future::poll_fn(|cx| {
+        if Pin::new(&mut stop).poll(cx).is_ready()
+            || Pin::new(&mut runtime_gone).poll(cx).is_ready()
+        {
+            return Poll::Ready(());
+        }
+        work.as_mut().poll(cx)
+    })
+    .await;
+}
+
 /// A resource request being built; [`send`](Self::send) adds the token and sends it.
 ///
 /// The methods mirror [`reqwest::RequestBuilder`]'s. There is no `bearer_auth` or `basic_auth`:
 /// the `Authorization` header is alf's, and a request that sets one is refused.
-pub struct RequestBuilder {
-    client: Client,
+pub struct RequestBuilder<S = NoStore> {
+    client: Client<S>,
     inner: reqwest::RequestBuilder,
 }
 
-impl fmt::Debug for RequestBuilder {
+impl<S> fmt::Debug for RequestBuilder<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // reqwest's builder Debug shows headers, which may hold the caller's own secrets.
         f.debug_struct("RequestBuilder").finish_non_exhaustive()
     }
 }
 
-impl RequestBuilder {
+impl<S: TokenStore + Send + 'static> RequestBuilder<S> {
     fn map(self, f: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder) -> Self {
         Self {
             client: self.client,
@@ -464,7 +622,9 @@ impl RequestBuilder {
     /// - [`Error::Request`]: the request already had an `Authorization` header; not sent.
     /// - [`Error::Http`]: reqwest could not build or send the request.
     ///
-    /// The future is `Send`: it can be spawned on a multi-threaded tokio runtime.
+    /// The future is `Send` (it can be spawned on a multi-threaded tokio runtime) with the
+    /// default store, and with any store whose own futures are `Send` (such as
+    /// `alf_redis::RedisStore` and `alf_memcached::MemcachedStore`).
     pub async fn send(self) -> Result<reqwest::Response, Error> {
         let request = self.inner.build().map_err(Error::http)?;
         self.client.execute(request).await

@@ -30,6 +30,9 @@ pub enum Error {
     /// [`Builder::proactive_refresh`](crate::Builder::proactive_refresh) was asked for outside
     /// a tokio runtime: there is nowhere to spawn the refresh task.
     NoRuntime,
+    /// [`Builder::proactive_refresh`](crate::Builder::proactive_refresh) with a token store
+    /// runs the refresh on a thread of its own, and the operating system would not start it.
+    Thread(std::io::Error),
 }
 
 impl Error {
@@ -72,6 +75,7 @@ impl fmt::Display for Error {
             Self::NoRuntime => {
                 f.write_str("proactive refresh needs a tokio runtime (build the client inside one)")
             }
+            Self::Thread(e) => write!(f, "cannot start the proactive refresh thread: {e}"),
         }
     }
 }
@@ -81,6 +85,7 @@ impl core::error::Error for Error {
         match self {
             Self::Token(e) => Some(e),
             Self::Http(e) => Some(e),
+            Self::Thread(e) => Some(e),
             Self::Request(_) | Self::NoRuntime => None,
         }
     }
