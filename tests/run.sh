@@ -79,3 +79,16 @@ bash tests/qemu.sh
 
 step "alf-reqwless on embassy-net over TAP, against Authlib, in a private network namespace"
 bash tests/tap.sh
+
+step "firmware examples: format and clippy (standalone crates, not in the workspace)"
+for example in examples/embassy-firmware examples/embassy-picow; do
+    echo "-- $example"
+    (cd "$example" && cargo fmt --check && cargo clippy -q --release --locked -- -D warnings)
+done
+(cd examples/embassy-firmware && cargo clippy -q --release --locked --features defmt --target-dir target/defmt -- -D warnings)
+
+step "firmware code size: examples/embassy-firmware against the budget, Wi-Fi boards for information"
+bash examples/size-report.sh
+
+step "fuzzing: every cargo-fuzz target for 15 s on stable (fails on any crash)"
+bash fuzz/run.sh 15
