@@ -238,23 +238,17 @@ impl<const N: usize> Shared<N> {
             },
             other => other,
         };
-        if let (true, Some(e)) = (self.completed != seen, &self.last_error) {
-            // The fetch we queued behind failed: share its outcome rather than retry it.
+        // Share the last failure rather than try again when the fetch we queued behind failed,
+        // or when the credentials were rejected moments ago (asking again would only hammer
+        // the token endpoint until the cooldown ends).
+        let share = self.completed != seen || self.cooldown_until.is_some_and(|u| now < u);
+        if let (true, Some(e)) = (share, &self.last_error) {
             let decision = match state.usable_token(now) {
                 Some(t) => Decision::Use(lease(t)),
                 None => Decision::Failed(e.clone()),
             };
             self.state = state;
             return decision;
-        }
-        if let (Some(until), Some(e)) = (self.cooldown_until, &self.last_error) {
-            if now < until && state.usable_token(now).is_none() {
-                // The credentials were rejected moments ago: asking again would only hammer the
-                // token endpoint. Callers get the same error until the cooldown ends.
-                let e = e.clone();
-                self.state = state;
-                return Decision::Failed(e);
-            }
         }
         let fetching = match state {
             State::NoToken(n) => n.fetch(now),
@@ -284,19 +278,18 @@ impl<const N: usize> Shared<N> {
         let State::Fetching(f) = self.state.take() else {
             // Not reachable through `Client` (the state is `Fetching` while the I/O lock is
             // held), but a state machine does not panic: adopt a good token anyway.
+            let default_lifetime = self.ctx.refresh.default_lifetime;
             return match result {
-                Ok(r) => match Valid::adopt(
-                    &mut self.ctx,
-                    r.token,
-                    now,
-                    Duration::from_secs(r.expires_in.unwrap_or(0)),
-                ) {
-                    Some(v) => self.valid(v),
-                    None => AttemptOutcome::Failed {
-                        stale: None,
-                        error: Error::InvalidResponse(ResponseError::InvalidExpiresIn),
-                    },
-                },
+                Ok(r) => {
+                    let lifetime = r.lifetime(default_lifetime);
+                    match Valid::adopt(&mut self.ctx, r.token, now, lifetime) {
+                        Some(v) => self.valid(v),
+                        None => AttemptOutcome::Failed {
+                            stale: None,
+                            error: Error::InvalidResponse(ResponseError::InvalidExpiresIn),
+                        },
+                    }
+                }
                 Err(error) => AttemptOutcome::Failed { stale: None, error },
             };
         };
