@@ -488,6 +488,10 @@ where
     }
 
     fn store_key(&self, cache: &mut Option<String<64>>) -> String<64> {
+        if !S::ENABLED {
+            // Keeps SHA-256 out of firmware that has no store.
+            return String::new();
+        }
         cache.get_or_insert_with(|| self.config.store_key()).clone()
     }
 
