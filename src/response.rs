@@ -253,7 +253,9 @@ fn token_from_json<const N: usize>(raw: &str) -> Result<AccessToken<N>, ParseErr
             .push_str(piece)
             .map_err(|()| Error::Capacity(CapacityError::AccessToken))?;
     }
-    if token.secret().is_empty() {
+    // Not `secret().is_empty()`: with `N` below the prefix length the buffer is empty and
+    // `secret()` would slice out of bounds.
+    if token.header_value().len() <= crate::secret::BEARER_PREFIX.len() {
         return Err(invalid);
     }
     Ok(token)
@@ -273,6 +275,11 @@ fn sanitize(mut s: String<ERROR_TEXT_CAPACITY>, secret: &str) -> String<ERROR_TE
             let _ = clean.push(if c.is_control() { ' ' } else { c });
         }
         s = clean;
+        // Replacing a control character by a space can spell a secret that holds a space.
+        if !secret.is_empty() && s.contains(secret) {
+            s.clear();
+            let _ = s.push_str("[redacted]");
+        }
     }
     s
 }
