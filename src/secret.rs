@@ -137,7 +137,8 @@ impl<const N: usize> AccessToken<N> {
     /// # Security
     /// The returned `&str` is a live credential: never log it or put it in an error.
     pub fn secret(&self) -> &str {
-        &self.0.secret()[BEARER_PREFIX.len()..]
+        // `get`: a capacity below the prefix holds no token at all (never a panic).
+        self.0.secret().get(BEARER_PREFIX.len()..).unwrap_or("")
     }
 
     /// The whole `Authorization` header value, `Bearer <token>`.
