@@ -79,6 +79,97 @@ impl fmt::Debug for StoredToken<'_> {
     }
 }
 
+/// The text form of a stored token for key/value stores: `v1\nBearer\n<expires_at_unix>\n<token>`.
+const VALUE_VERSION: &str = "v1";
+const VALUE_TOKEN_TYPE: &str = "Bearer";
+
+impl StoredToken<'_> {
+    /// Bytes [`encode`](Self::encode) writes.
+    pub fn encoded_len(&self) -> usize {
+        let mut digits = 1;
+        let mut n = self.expires_at_unix;
+        while n >= 10 {
+            n /= 10;
+            digits += 1;
+        }
+        VALUE_VERSION.len() + VALUE_TOKEN_TYPE.len() + digits + self.access_token.len() + 3
+    }
+
+    /// Write this token in the value format key/value stores share
+    /// (`v1\nBearer\n<expires_at_unix>\n<token>`) into `out`; returns the bytes written, or
+    /// `None` if `out` is too small or the token is not a valid header value.
+    ///
+    /// # Security
+    /// `out` then holds a live credential: wipe it after use.
+    pub fn encode(&self, out: &mut [u8]) -> Option<usize> {
+        if !crate::response::is_valid_token(self.access_token) {
+            return None;
+        }
+        let mut w = Writer { out, pos: 0 };
+        core::fmt::write(
+            &mut w,
+            format_args!(
+                "{VALUE_VERSION}\n{VALUE_TOKEN_TYPE}\n{}\n{}",
+                self.expires_at_unix, self.access_token
+            ),
+        )
+        .ok()?;
+        Some(w.pos)
+    }
+}
+
+impl<'b> StoredToken<'b> {
+    /// Read a value written by [`encode`](StoredToken::encode), copying the token into `buf`.
+    /// Anything else (another version, a bad expiry, a token with spaces or control bytes, a
+    /// token longer than `buf`) is `None`: a store treats it as "no token".
+    pub fn decode(raw: &[u8], buf: &'b mut [u8]) -> Option<Self> {
+        let mut parts = raw.splitn(4, |&b| b == b'\n');
+        if parts.next()? != VALUE_VERSION.as_bytes()
+            || !parts
+                .next()?
+                .eq_ignore_ascii_case(VALUE_TOKEN_TYPE.as_bytes())
+        {
+            return None;
+        }
+        let expires = parts.next()?;
+        if expires.is_empty() || expires.len() > 20 || !expires.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let expires_at_unix = expires.iter().try_fold(0u64, |a, d| {
+            a.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })?;
+        let token = core::str::from_utf8(parts.next()?).ok()?;
+        if !crate::response::is_valid_token(token) {
+            return None;
+        }
+        let dst = buf.get_mut(..token.len())?;
+        dst.copy_from_slice(token.as_bytes());
+        let access_token = core::str::from_utf8(dst).ok()?;
+        Some(Self {
+            access_token,
+            expires_at_unix,
+        })
+    }
+}
+
+/// `fmt::Write` into a byte slice, failing when it is full.
+struct Writer<'a> {
+    out: &'a mut [u8],
+    pos: usize,
+}
+
+impl fmt::Write for Writer<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.pos.checked_add(s.len()).ok_or(fmt::Error)?;
+        self.out
+            .get_mut(self.pos..end)
+            .ok_or(fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.pos = end;
+        Ok(())
+    }
+}
+
 /// Somewhere to keep a token between processes or reboots.
 ///
 /// `key` identifies the client: it is derived from the token endpoint, the client id, the
@@ -243,5 +334,103 @@ impl<const N: usize> TokenStore for MemoryStore<N> {
             self.token.clear();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(token: &str, expires_at_unix: u64) -> Option<(heapless::String<64>, u64)> {
+        let t = StoredToken {
+            access_token: token,
+            expires_at_unix,
+        };
+        let mut raw = [0u8; 128];
+        let n = t.encode(&mut raw)?;
+        assert_eq!(n, t.encoded_len());
+        let mut buf = [0u8; 64];
+        let d = StoredToken::decode(&raw[..n], &mut buf)?;
+        Some((
+            heapless::String::try_from(d.access_token).ok()?,
+            d.expires_at_unix,
+        ))
+    }
+
+    #[test]
+    fn values_round_trip() {
+        for (tok, exp) in [
+            ("abc.DEF-_~+/=", 1_700_000_000),
+            ("t", u64::MAX),
+            ("t", 0),
+            ("t", 9),
+            ("t", 10),
+        ] {
+            let (t, e) = round_trip(tok, exp).unwrap();
+            assert_eq!((t.as_str(), e), (tok, exp));
+        }
+        let mut raw = [0u8; 128];
+        let n = StoredToken {
+            access_token: "tok",
+            expires_at_unix: 5,
+        }
+        .encode(&mut raw)
+        .unwrap();
+        assert_eq!(&raw[..n], b"v1\nBearer\n5\ntok");
+    }
+
+    #[test]
+    fn invalid_tokens_are_not_encoded_and_small_buffers_fail() {
+        for bad in ["", "a b", "a\nb", "a\rb", "\u{e9}", "a\tb"] {
+            let t = StoredToken {
+                access_token: bad,
+                expires_at_unix: 1,
+            };
+            assert_eq!(t.encode(&mut [0u8; 64]), None, "{bad:?}");
+        }
+        let t = StoredToken {
+            access_token: "token",
+            expires_at_unix: 123,
+        };
+        assert_eq!(t.encode(&mut [0u8; 10]), None);
+        let mut raw = [0u8; 64];
+        let n = t.encode(&mut raw).unwrap();
+        assert_eq!(
+            StoredToken::decode(&raw[..n], &mut [0u8; 4]),
+            None,
+            "token larger than buf"
+        );
+    }
+
+    #[test]
+    fn garbage_decodes_to_none() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b"v1",
+            b"v1\nBearer\n123",
+            b"v1\nBearer\n123\n",
+            b"v2\nBearer\n123\ntok",
+            b"V1\nBearer\n123\ntok",
+            b"v1\nMAC\n123\ntok",
+            b"v1\nBearer\n\ntok",
+            b"v1\nBearer\n-1\ntok",
+            b"v1\nBearer\n+1\ntok",
+            b"v1\nBearer\n12a\ntok",
+            b"v1\nBearer\n 12\ntok",
+            b"v1\nBearer\n18446744073709551616\ntok",
+            b"v1\nBearer\n123456789012345678901\ntok",
+            b"v1\nBearer\n123\nto k",
+            b"v1\nBearer\n123\ntok\n",
+            b"v1\nBearer\n123\ntok\r",
+            b"v1\nBearer\n123\nt\xffk",
+            b"\xff\xfe\n\n\n",
+            b"v1\r\nBearer\r\n123\r\ntok",
+        ];
+        for raw in cases {
+            assert_eq!(StoredToken::decode(raw, &mut [0u8; 64]), None, "{raw:?}");
+        }
+        let mut buf = [0u8; 8];
+        let d = StoredToken::decode(b"v1\nbearer\n5\ntok", &mut buf).unwrap();
+        assert_eq!((d.access_token, d.expires_at_unix), ("tok", 5));
     }
 }

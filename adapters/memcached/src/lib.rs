@@ -3,7 +3,6 @@
 
 mod error;
 mod lock_id;
-mod value;
 
 use std::fmt;
 use std::future::Future;
@@ -211,14 +210,17 @@ impl TokenStore for MemcachedStore {
             return Ok(None);
         };
         let raw = Zeroizing::new(raw);
-        Ok(value::decode(&raw, buf))
+        Ok(StoredToken::decode(&raw, buf))
     }
 
     /// `set` with the time left until expiry as `exptime` (seconds; past 30 days, the
     /// absolute Unix time), or `delete` if the token has already expired by the system clock.
     async fn save(&mut self, key: &str, token: StoredToken<'_>) -> Result<(), Self::Error> {
-        let value = value::encode(&token).ok_or(MemcachedStoreError::InvalidToken)?;
-        let value = value.as_slice();
+        let mut encoded = Zeroizing::new(vec![0u8; token.encoded_len()]);
+        let len = token
+            .encode(&mut encoded)
+            .ok_or(MemcachedStoreError::InvalidToken)?;
+        let value = &encoded[..len];
         let key = &self.key(key, "")?;
         let now = lock_id::unix_now_ms() / 1000;
         let remaining = token.expires_at_unix.saturating_sub(now);

@@ -3,7 +3,6 @@
 
 mod error;
 mod lock_id;
-mod value;
 
 use std::fmt;
 use std::future::Future;
@@ -217,14 +216,17 @@ impl TokenStore for RedisStore {
             }) if code == "WRONGTYPE" => return Ok(None),
             Err(e) => return Err(e),
         };
-        Ok(value::decode(&raw, buf))
+        Ok(StoredToken::decode(&raw, buf))
     }
 
     /// `SET key value PX <ms until expiry>` (one atomic command), or `DEL` if the token has
     /// already expired by the system clock.
     async fn save(&mut self, key: &str, token: StoredToken<'_>) -> Result<(), Self::Error> {
-        let value = value::encode(&token).ok_or(RedisStoreError::InvalidToken)?;
-        let value = value.as_slice();
+        let mut encoded = Zeroizing::new(vec![0u8; token.encoded_len()]);
+        let len = token
+            .encode(&mut encoded)
+            .ok_or(RedisStoreError::InvalidToken)?;
+        let value = &encoded[..len];
         let ttl_ms = token
             .expires_at_unix
             .saturating_mul(1000)
