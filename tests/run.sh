@@ -68,6 +68,16 @@ for target in "${CORE_TARGETS[@]}"; do
     done
 done
 
+step "cross builds of the device crates (alf-reqwless, alf-flash)"
+for target in "${CORE_TARGETS[@]}"; do
+    for features in "" "defmt"; do
+        echo "-- alf-reqwless, alf-flash for $target [${features:-no features}]"
+        cargo build -q -p alf-reqwless -p alf-flash --target "$target" --features "$features"
+    done
+done
+echo "-- alf-reqwless for thumbv7em-none-eabihf [tls]"
+cargo build -q -p alf-reqwless --target thumbv7em-none-eabihf --features tls
+
 step "docs (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p alf --features testing
 
