@@ -268,7 +268,7 @@ impl<S: TokenStore + Send + 'static> Client<S> {
 }
 
 /// `false` when the 401's Bearer challenge says a new token would not change the answer.
-fn new_token_may_help(response: &reqwest::Response) -> bool {
+pub(crate) fn new_token_may_help(response: &reqwest::Response) -> bool {
     !response
         .headers()
         .get_all(WWW_AUTHENTICATE)
@@ -282,7 +282,7 @@ fn new_token_may_help(response: &reqwest::Response) -> bool {
         })
 }
 
-fn set_bearer(request: &mut reqwest::Request, lease: &Lease) -> Result<(), Error> {
+pub(crate) fn set_bearer(request: &mut reqwest::Request, lease: &Lease) -> Result<(), Error> {
     // The core only hands out tokens that are valid header values; this cannot fail in
     // practice, but a failure is an error, not a panic.
     let mut value = HeaderValue::from_str(lease.token.header_value()).map_err(|_| {

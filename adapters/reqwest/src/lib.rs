@@ -10,6 +10,8 @@
 pub mod client;
 pub mod clock;
 pub mod error;
+#[cfg(feature = "middleware")]
+pub mod middleware;
 pub mod transport;
 
 pub use client::{
@@ -17,6 +19,8 @@ pub use client::{
 };
 pub use clock::TokioClock;
 pub use error::Error;
+#[cfg(feature = "middleware")]
+pub use middleware::{AlfMiddleware, MiddlewareStore};
 pub use transport::{DEFAULT_TIMEOUT, ReqwestTransport, TransportBuilder, TransportError};
 
 /// alf itself, re-exported so that `alf_reqwest::alf::Config` works without a second
@@ -24,3 +28,7 @@ pub use transport::{DEFAULT_TIMEOUT, ReqwestTransport, TransportBuilder, Transpo
 pub use alf;
 /// reqwest, re-exported for its types (`Response`, `Method`, `header`...).
 pub use reqwest;
+/// reqwest-middleware, re-exported (with the `middleware` feature) for `ClientBuilder`,
+/// `ClientWithMiddleware` and its `Error`.
+#[cfg(feature = "middleware")]
+pub use reqwest_middleware;
