@@ -59,7 +59,7 @@ cargo clippy -q -p alf --lib --target thumbv7em-none-eabihf --features defmt -- 
 
 step "clippy: adapters"
 cargo clippy -q --workspace --exclude alf --all-targets -- -D warnings
-cargo clippy -q -p alf-reqwest --all-targets --features middleware -- -D warnings
+cargo clippy -q -p alf-reqwest --all-targets --features middleware,redis,memcached -- -D warnings
 
 step "cross builds of the no_std core"
 for target in "${CORE_TARGETS[@]}"; do
@@ -84,7 +84,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p alf --features testing
 
 step "tests"
 cargo test --workspace --features alf/testing,alf/log
-cargo test -q -p alf-reqwest --features middleware --test middleware
+cargo test -q -p alf-reqwest --features middleware,redis,memcached --test middleware
 
 step "core tests as firmware under QEMU (Cortex-M4F, Cortex-M0, RISC-V 32)"
 bash tests/qemu.sh

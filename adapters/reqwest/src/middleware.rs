@@ -156,8 +156,9 @@ impl<S> Client<S> {
 /// reqwest-middleware needs `Send` futures, and whether the core's
 /// [`token`](alf::Client::token) future is `Send` depends on the store's own `async fn`s,
 /// which generic code cannot see. An implementation for a concrete store proves it: its body
-/// is `Box::pin(core.token())`. Implemented for [`NoStore`] and [`MemoryStore`]; implement it
-/// for your own store type the same way:
+/// is `Box::pin(core.token())`. Implemented for [`NoStore`] and [`MemoryStore`], and with
+/// the `redis` / `memcached` features for `alf_redis::RedisStore` and
+/// `alf_memcached::MemcachedStore`; implement it for your own store type the same way:
 ///
 /// ```
 /// # use alf_reqwest::middleware::{BoxFuture, MiddlewareStore};
@@ -187,6 +188,20 @@ impl MiddlewareStore for NoStore {
 }
 
 impl<const N: usize> MiddlewareStore for MemoryStore<N> {
+    fn token(core: &CoreClient<Self>) -> BoxFuture<'_, Result<Lease, alf::Error<TransportError>>> {
+        Box::pin(core.token())
+    }
+}
+
+#[cfg(feature = "redis")]
+impl MiddlewareStore for alf_redis::RedisStore {
+    fn token(core: &CoreClient<Self>) -> BoxFuture<'_, Result<Lease, alf::Error<TransportError>>> {
+        Box::pin(core.token())
+    }
+}
+
+#[cfg(feature = "memcached")]
+impl MiddlewareStore for alf_memcached::MemcachedStore {
     fn token(core: &CoreClient<Self>) -> BoxFuture<'_, Result<Lease, alf::Error<TransportError>>> {
         Box::pin(core.token())
     }

@@ -1,6 +1,8 @@
 //! `AlfMiddleware` in a reqwest-middleware stack, against a real HTTP server on loopback.
 
 mod common;
+#[cfg(all(feature = "redis", feature = "memcached"))]
+mod support;
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
@@ -283,5 +285,53 @@ async fn a_memory_store_client_works_as_middleware_and_futures_are_send() {
         .await
         .unwrap();
     assert_eq!(status, 200);
+    assert_eq!(fx.state.token_requests(), 1);
+}
+
+/// Two services (two `alf_reqwest::Client`s with their middleware stacks) sharing one Redis
+/// and one Memcached make one token request each store, not one per service.
+#[cfg(all(feature = "redis", feature = "memcached"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn middleware_shares_the_token_through_redis_and_memcached() {
+    use alf_memcached::MemcachedStore;
+    use alf_redis::RedisStore;
+    use support::Server;
+
+    let redis = Server::redis();
+    let fx = Fixture::start(3600).await;
+    let redis_client = || {
+        Client::builder(fx.config().build().unwrap())
+            .store(RedisStore::new(&redis.redis_url()).unwrap())
+            .build()
+            .unwrap()
+    };
+    for client in [redis_client(), redis_client()] {
+        let http = ClientBuilder::new(reqwest::Client::new())
+            .with(client.middleware())
+            .build();
+        assert_eq!(
+            http.get(fx.url("/api/r")).send().await.unwrap().status(),
+            200
+        );
+    }
+    assert_eq!(fx.state.token_requests(), 1);
+
+    let memcached = Server::memcached();
+    let fx = Fixture::start(3600).await;
+    let memcached_client = || {
+        Client::builder(fx.config().build().unwrap())
+            .store(MemcachedStore::new(memcached.addr()))
+            .build()
+            .unwrap()
+    };
+    for client in [memcached_client(), memcached_client()] {
+        let http = ClientBuilder::new(reqwest::Client::new())
+            .with(client.middleware())
+            .build();
+        assert_eq!(
+            http.get(fx.url("/api/m")).send().await.unwrap().status(),
+            200
+        );
+    }
     assert_eq!(fx.state.token_requests(), 1);
 }
