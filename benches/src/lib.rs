@@ -1,0 +1,1 @@
+//! Shared pieces of alf's benchmarks and load binaries (loopback servers, counters, reports).
