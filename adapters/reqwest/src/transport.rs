@@ -240,6 +240,10 @@ pub(crate) fn kind_of(e: &reqwest::Error) -> ErrorKind {
         ErrorKind::InvalidInput
     } else if e.is_connect() {
         ErrorKind::ConnectionRefused
+    } else if cut_short(e) {
+        // reqwest reports a body read that failed as a decode error, even when the connection
+        // was reset or closed mid-body: that is a transient failure, not bad data.
+        ErrorKind::ConnectionReset
     } else if e.is_decode() || e.is_redirect() {
         ErrorKind::InvalidData
     } else if e.is_body() || e.is_request() {
@@ -247,6 +251,23 @@ pub(crate) fn kind_of(e: &reqwest::Error) -> ErrorKind {
     } else {
         ErrorKind::Other
     }
+}
+
+/// `true` when an I/O error behind `e` says the connection was reset, aborted or closed
+/// before the response was complete.
+fn cut_short(e: &reqwest::Error) -> bool {
+    let mut source = core::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as Io;
+            return matches!(
+                io.kind(),
+                Io::ConnectionReset | Io::ConnectionAborted | Io::UnexpectedEof | Io::BrokenPipe
+            );
+        }
+        source = s.source();
+    }
+    false
 }
 
 impl fmt::Display for TransportError {
