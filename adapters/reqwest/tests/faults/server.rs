@@ -314,10 +314,10 @@ impl FaultServer {
     fn action_for(&self, req: &Seen) -> Action {
         {
             let mut script = self.state.script.lock().unwrap();
-            if let Some(i) = script.iter().position(|(p, _)| req.path.starts_with(p)) {
-                if let Some((_, a)) = script.remove(i) {
-                    return a;
-                }
+            if let Some(i) = script.iter().position(|(p, _)| req.path.starts_with(p))
+                && let Some((_, a)) = script.remove(i)
+            {
+                return a;
             }
         }
         let always = self.state.always.lock().unwrap();
