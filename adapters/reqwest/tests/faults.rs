@@ -83,10 +83,32 @@ fn client_no_retry(fx: &FaultServer) -> Client {
     )
 }
 
+/// What the server saw so far respects the rules that hold whatever the fault: the client
+/// credentials (Basic) only ever go to the token endpoint, bearer tokens only to the API.
+fn assert_credentials_in_place(fx: &FaultServer) {
+    for r in fx.log() {
+        let auth = r.authorization().unwrap_or("");
+        if r.path.starts_with("/token") {
+            // base64("client:secret"); a failure does not print what was sent.
+            assert!(
+                auth == "Basic Y2xpZW50OnNlY3JldA==",
+                "a token request without the client credentials"
+            );
+        } else {
+            assert!(
+                auth.is_empty() || auth.starts_with("Bearer "),
+                "client credentials sent to {}",
+                r.path
+            );
+        }
+    }
+}
+
 /// `GET /api/..`, which must succeed with 200.
 async fn get_ok<S: TokenStore + Send + 'static>(client: &Client<S>, fx: &FaultServer) {
     let r = client.get(fx.url("/api/a")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    assert_credentials_in_place(fx);
 }
 
 /// `GET /api/..`, which must fail for want of a token, without the API seeing anything new.
@@ -95,6 +117,7 @@ async fn no_token(client: &Client, fx: &FaultServer) -> Error {
     let err = client.get(fx.url("/api/a")).send().await.unwrap_err();
     assert!(err.is_token(), "{err:?}");
     assert_eq!(fx.count("/api"), api, "no token, no request");
+    assert_credentials_in_place(fx);
     err
 }
 
@@ -354,7 +377,13 @@ async fn fault_token_connection_refused() {
             .build()
             .unwrap();
         let client = client_with(config);
+        let started = std::time::Instant::now();
         let err = no_token(&client, &api).await;
+        // Retried: the backoffs of 3 retries (20 + 40 + 80 ms) were waited for.
+        assert!(
+            started.elapsed() >= Duration::from_millis(140),
+            "not retried"
+        );
         assert_eq!(transport_kind(&err), Kind::ConnectionRefused);
         assert_eq!(err.token_error().unwrap().kind(), alf::ErrorKind::Retryable);
         assert!(api.log().is_empty());
