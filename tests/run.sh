@@ -82,9 +82,18 @@ cargo build -q -p alf-reqwless --target thumbv7em-none-eabihf --features tls
 step "docs (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p alf --features testing
 
-step "tests"
+step "tests (every log record of the host test processes captured at TRACE)"
+# The loopback servers of the host tests record every client secret, access token and
+# Authorization value they see (tests/hygiene); alf-log-scan then fails if any captured log line
+# of any test process holds one of them.
+capture_dir=$(mktemp -d "${TMPDIR:-/tmp}/alf-log-capture.XXXXXX")
+export ALF_LOG_CAPTURE=$capture_dir
 cargo test --workspace --features alf/testing,alf/log
 cargo test -q -p alf-reqwest --features middleware,redis,memcached --test middleware
+unset ALF_LOG_CAPTURE
+
+step "secret hygiene: no secret, token or Authorization value in any captured log line"
+cargo run -q -p alf-test-hygiene --bin alf-log-scan -- "$capture_dir" 8
 
 step "core tests as firmware under QEMU (Cortex-M4F, Cortex-M0, RISC-V 32)"
 bash tests/qemu.sh

@@ -48,6 +48,11 @@ fn python() -> PathBuf {
 
 impl Authlib {
     fn start(lifetime_secs: u32) -> Self {
+        // This server is Python: its tokens are not observed, the secrets the tests use are.
+        for secret in [BASIC_SECRET, POST_SECRET, "wrong secret"] {
+            alf_test_hygiene::secret(secret);
+        }
+        alf_test_hygiene::init();
         let script =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/servers/authlib_server.py");
         let py = python();

@@ -113,6 +113,7 @@ pub struct TokenServer {
 impl TokenServer {
     /// Start it on the current Tokio runtime.
     pub async fn start(delay: Duration) -> Self {
+        alf_test_hygiene::init();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/token", listener.local_addr().unwrap());
         let count = Arc::new(AtomicUsize::new(0));
@@ -161,6 +162,13 @@ async fn serve(mut conn: TcpStream, counter: &AtomicUsize, delay: Duration) -> s
         }
         request.extend_from_slice(&chunk[..n]);
     }
+    let head = String::from_utf8_lossy(&request[..head_end]).into_owned();
+    let authorization = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("authorization")
+            .then(|| value.trim().to_owned())
+    });
+    alf_test_hygiene::observe_request(authorization.as_deref(), &request[head_end..]);
     let body = if request.starts_with(b"POST ") {
         let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
         tokio::time::sleep(delay).await;
@@ -168,6 +176,7 @@ async fn serve(mut conn: TcpStream, counter: &AtomicUsize, delay: Duration) -> s
     } else {
         String::from(r#"{"error":"invalid_request"}"#)
     };
+    alf_test_hygiene::observe_response(body.as_bytes());
     let status = if request.starts_with(b"POST ") {
         "200 OK"
     } else {

@@ -50,6 +50,7 @@ impl MemcachedServer {
 
     /// Start a server on `port` and wait until it accepts connections.
     pub fn start_on(port: u16) -> Self {
+        alf_test_hygiene::init();
         let mut server = Self { child: None, port };
         server.spawn();
         server

@@ -84,6 +84,7 @@ type Handler = Arc<dyn Fn(&Req) -> Reply + Send + Sync>;
 /// Serve `handler` on 127.0.0.1 on a free port, in the current tokio runtime (the server stops
 /// with the runtime, at the end of the test).
 pub async fn serve(handler: impl Fn(&Req) -> Reply + Send + Sync + 'static) -> SocketAddr {
+    alf_test_hygiene::init();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let handler: Handler = Arc::new(handler);
@@ -108,7 +109,9 @@ async fn connection(stream: TcpStream, handler: Handler) -> std::io::Result<()> 
         let Some(req) = read_request(&mut read).await? else {
             return Ok(());
         };
+        alf_test_hygiene::observe_request(req.header("authorization"), &req.body);
         let reply = handler(&req);
+        alf_test_hygiene::observe_response(&reply.body);
         if !reply.delay.is_zero() {
             tokio::time::sleep(reply.delay).await;
         }

@@ -44,6 +44,7 @@ pub struct Server {
 
 impl Server {
     fn start(name: &str, mut command: Command, port: u16) -> Self {
+        alf_test_hygiene::init();
         let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
