@@ -922,6 +922,101 @@ async fn fault_token_escaped() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_token_expired_in_transit() {
+    guard(async {
+        let fx = FaultServer::start().await;
+        // expires_in 1, delivered after 1.1 s: dead on arrival.
+        fx.then(
+            "/token",
+            Action::token(r#"{"access_token":"late","expires_in":1}"#)
+                .after(Duration::from_millis(1100)),
+        );
+        let client = patient_client(&fx);
+        let err = no_token(&client, &fx).await;
+        assert_eq!(response_error(&err), ResponseError::InvalidExpiresIn);
+        assert_eq!(fx.tokens(), 1, "not retried");
+        get_ok(&client, &fx).await;
+        assert_eq!(fx.api_tokens(), ["tok-1"], "the dead token was never sent");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_token_retry_after_garbage() {
+    guard(async {
+        let fx = FaultServer::start().await;
+        for junk in [
+            "soon",
+            "-5",
+            "1.5",
+            "Fri, 31 Dec 99999 23:59:59 GMT",
+            "Fri, 31 Dec 1999 23:59:59 UTC",
+        ] {
+            fx.then("/token", Action::status(503).header("retry-after", junk));
+        }
+        let client = client_with(
+            config(&fx)
+                .retry_policy(fast_retry().total(5))
+                .build()
+                .unwrap(),
+        );
+        get_ok(&client, &fx).await;
+        assert_eq!(fx.tokens(), 6, "each junk value ignored, each 503 retried");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_token_huge_headers() {
+    let huge = "h".repeat(512 * 1024);
+    let action = Action::token(&token_body("never")).header("x-junk", &huge);
+    // reqwest reports a head it cannot parse as a failed request.
+    guard(transport_fault(action, Kind::ConnectionReset)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_token_interim_100_continue() {
+    guard(async {
+        let fx = FaultServer::start().await;
+        let mut bytes = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
+        bytes.extend_from_slice(&raw_token_response("after-100"));
+        fx.then("/token", Action::Raw(bytes));
+        fx.always("/api", Action::status(200));
+        get_ok(&client_no_retry(&fx), &fx).await;
+        assert_eq!(fx.api_tokens(), ["after-100"]);
+        assert_eq!(fx.tokens(), 1);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_token_keepalive_closed_while_idle() {
+    guard(async {
+        let fx = FaultServer::start().await;
+        // A keep-alive response, then the server closes the connection while it is idle.
+        fx.then("/token", Action::Raw(raw_token_response("first")));
+        fx.then("/api", Action::status(401));
+        let client = client_no_retry(&fx);
+        // The 401 makes the client fetch again: it must not use the closed connection.
+        get_ok(&client, &fx).await;
+        assert_eq!(fx.api_tokens(), ["first", "tok-1"]);
+        assert_eq!(fx.tokens(), 2);
+        // Token, API (kept alive, and reused for the replay), token again on a new connection.
+        assert_eq!(fx.connections(), 3);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_token_duplicate_fields() {
+    guard(rejected_token_response(
+        r#"{"access_token":"a","access_token":"b"}"#,
+        ResponseError::NotJson,
+    ))
+    .await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Resource server
 // ---------------------------------------------------------------------------------------------
@@ -1453,6 +1548,60 @@ async fn fault_store_memcached_another_clients_token() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_store_redis_lock_holder_died() {
+    guard(async {
+        let fx = FaultServer::start().await;
+        let redis = Server::redis();
+        let lock = format!("{}:lock", store_key(&fx));
+        // A process took the fetch lock and died: the lock stays for its 10 s TTL.
+        redis_raw(
+            &redis.addr(),
+            &[b"SET", lock.as_bytes(), b"dead-process", b"PX", b"10000"],
+        )
+        .await;
+        let config = config(&fx)
+            .store_policy(
+                alf::StorePolicy::DEFAULT
+                    .wait(ms(300))
+                    .poll_interval(ms(20)),
+            )
+            .build()
+            .unwrap();
+        let client = Client::builder(config)
+            .timeout(Duration::from_millis(500))
+            .store(RedisStore::new(&redis.redis_url()).unwrap())
+            .build()
+            .unwrap();
+        let started = std::time::Instant::now();
+        get_ok(&client, &fx).await;
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "did not wait for the holder"
+        );
+        assert_eq!(fx.tokens(), 1, "then fetched itself");
+        assert!(
+            holds(redis_get(&redis.addr(), &store_key(&fx)).await, "tok-1"),
+            "and saved it"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_store_memcached_speaks_garbage() {
+    guard(async {
+        let fx = FaultServer::start().await;
+        let (addr, accepted) = babbling_server(b"VALUE x 0 999999999\r\n\xff\r\nEND\r\n").await;
+        let client = memcached_client(&fx, &addr.to_string());
+        get_ok(&client, &fx).await;
+        get_ok(&client, &fx).await;
+        assert!(accepted.load(SeqCst) >= 1, "the store was tried");
+        assert_eq!(fx.tokens(), 1);
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Clocks (the core client over reqwest, with a clock the test moves)
 // ---------------------------------------------------------------------------------------------
@@ -1636,6 +1785,36 @@ async fn fault_clock_monotonic_jumps_back() {
         clock.set_ms(refresh_at.as_millis());
         assert_eq!(core_get(&client, &fx).await, 200);
         assert_eq!(fx.api_tokens(), ["tok-1", "tok-1", "tok-2"]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_token_down_during_refresh() {
+    guard(async {
+        let fx = FaultServer::start().await;
+        let clock = TestClock::new(None);
+        let client = core_client(&fx, &clock, alf::NoStore);
+        assert_eq!(core_get(&client, &fx).await, 200);
+        // The refresh is due (at 3540 s of 3600 s) and the token endpoint is down.
+        fx.always("/token", Action::status(503));
+        clock.set_ms(3_550_000);
+        assert_eq!(core_get(&client, &fx).await, 200, "the old token is served");
+        assert_eq!(fx.tokens(), 1 + 4, "one refresh: 4 attempts");
+        // Past its expiry the old token is never sent: the caller gets the error.
+        clock.set_ms(3_600_000);
+        let url = fx.url("/api/a");
+        let mut rx = [0u8; 512];
+        let err = client
+            .send(&alf::Request::new(alf::Method::Get, &url), &mut rx)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, alf::Error::TokenEndpoint(ref e) if e.status == 503),
+            "{err:?}"
+        );
+        assert_eq!(fx.api_tokens(), ["tok-1", "tok-1"]);
+        assert_eq!(fx.tokens(), 1 + 4 + 4);
     })
     .await;
 }
@@ -1943,6 +2122,55 @@ async fn fault_cancel_during_store_operation() {
         get_ok(&client, &fx).await;
         assert_eq!(fx.tokens(), 1);
         assert_eq!(client.core().state_kind(), StateKind::Valid);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_cancel_while_waiting_for_store_lock() {
+    guard(async {
+        let fx = FaultServer::start().await;
+        let redis = Server::redis();
+        let lock = format!("{}:lock", store_key(&fx));
+        redis_raw(
+            &redis.addr(),
+            &[b"SET", lock.as_bytes(), b"other-process", b"PX", b"10000"],
+        )
+        .await;
+        let config = config(&fx)
+            .store_policy(alf::StorePolicy::DEFAULT.wait(alf::Duration::from_secs(5)))
+            .build()
+            .unwrap();
+        let client = Client::builder(config)
+            .store(RedisStore::new(&redis.redis_url()).unwrap())
+            .build()
+            .unwrap();
+        let c = client.clone();
+        let url = fx.url("/api/a");
+        let task =
+            tokio::spawn(async move { c.get(url).send().await.map(|r| r.status().as_u16()) });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            fx.tokens(),
+            0,
+            "still waiting for the other process's token"
+        );
+        task.abort();
+        assert!(
+            task.await
+                .expect_err("the caller had already finished")
+                .is_cancelled()
+        );
+        assert_eq!(
+            client.core().poll_at(),
+            Some(alf::Instant::ZERO),
+            "abandoned fetch"
+        );
+        // The other process goes away without a token; the next call takes the lock and fetches.
+        redis_raw(&redis.addr(), &[b"DEL", lock.as_bytes()]).await;
+        get_ok(&client, &fx).await;
+        assert_eq!(fx.tokens(), 1);
+        assert_eq!(redis_get(&redis.addr(), &lock).await, None, "lock released");
     })
     .await;
 }

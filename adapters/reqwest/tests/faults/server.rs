@@ -64,6 +64,8 @@ pub enum Action {
     RawThenHang(Vec<u8>),
     /// Write these bytes one at a time, `every` apart, then close.
     Trickle { bytes: Vec<u8>, every: Duration },
+    /// Wait, then do the other action.
+    Delayed(Duration, Box<Self>),
     /// Answer as the server does by default.
     Default,
 }
@@ -100,6 +102,10 @@ impl Action {
     /// Never answer (the request is read and recorded first).
     pub fn hang() -> Self {
         Self::RawThenHang(Vec::new())
+    }
+    /// Do this after `d`.
+    pub fn after(self, d: Duration) -> Self {
+        Self::Delayed(d, Box::new(self))
     }
     /// Reset the connection without answering.
     pub fn reset() -> Self {
@@ -356,6 +362,10 @@ impl FaultServer {
             };
             self.state.log.lock().unwrap().push(req.clone());
             let mut action = self.action_for(&req);
+            while let Action::Delayed(d, next) = action {
+                tokio::time::sleep(d).await;
+                action = *next;
+            }
             if matches!(action, Action::Default) {
                 action = self.default_action(&req);
             }
@@ -418,7 +428,7 @@ impl FaultServer {
                     stream.get_mut().shutdown().await?;
                     return Ok(());
                 }
-                Action::Default => unreachable!("replaced above"),
+                Action::Delayed(..) | Action::Default => unreachable!("replaced above"),
             }
         }
     }
