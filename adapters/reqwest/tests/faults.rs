@@ -604,6 +604,36 @@ async fn fault_token_body_larger_than_buffer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_token_body_exactly_the_buffer() {
+    guard(async {
+        // 4096 bytes, the whole receive buffer, no escapes: accepted.
+        let fx = FaultServer::start().await;
+        let head = r#"{"access_token":"full","expires_in":60,"pad":""#;
+        let pad = "p".repeat(4096 - head.len() - 2);
+        let body = format!(r#"{head}{pad}"}}"#);
+        assert_eq!(body.len(), 4096);
+        fx.then("/token", Action::token(&body));
+        fx.always("/api", Action::status(200));
+        get_ok(&client_no_retry(&fx), &fx).await;
+        assert_eq!(fx.api_tokens(), ["full"]);
+        // The same with an escaped token (`a\/b`): still room to unescape it.
+        let escaped = r#"{"access_token":"a\/b","expires_in":60,"pad":""#;
+        let body = format!(r#"{escaped}{}"}}"#, "p".repeat(4096 - escaped.len() - 2));
+        assert_eq!(body.len(), 4096);
+        fx.then("/token", Action::token(&body));
+        get_ok(&client_no_retry(&fx), &fx).await;
+        assert_eq!(fx.api_tokens(), ["full", "a/b"]);
+        // One byte more does not fit.
+        let body = format!(r#"{head}p{pad}"}}"#);
+        fx.then("/token", Action::token(&body));
+        let client = client_no_retry(&fx);
+        let err = no_token(&client, &fx).await;
+        assert_eq!(transport_kind(&err), Kind::OutOfMemory);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_token_body_larger_than_buffer_undeclared() {
     guard(async {
         let fx = FaultServer::start().await;
@@ -1088,6 +1118,45 @@ async fn fault_api_401_to_concurrent_requests() {
         let rejected = tokens.iter().skip(1).filter(|t| *t == "tok-1").count();
         assert_eq!(replays, 20);
         assert!(rejected <= 20, "at most one 401 per request: {tokens:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_api_401_to_concurrent_requests_token_endpoint_down() {
+    guard(async {
+        let fx = FaultServer::start().await;
+        let client = client(&fx);
+        get_ok(&client, &fx).await;
+        fx.revoke_all();
+        fx.always(
+            "/token",
+            Action::status(503).after(Duration::from_millis(200)),
+        );
+        let tasks: Vec<_> = (0..10)
+            .map(|i| {
+                let c = client.clone();
+                let url = fx.url(&format!("/api/c/{i}"));
+                tokio::spawn(async move { c.get(url).send().await })
+            })
+            .collect();
+        for t in tasks {
+            let err = t.await.unwrap().unwrap_err();
+            assert_eq!(endpoint_error(&err).status, 503, "{err:?}");
+        }
+        // The 401s share fetches and their failure; no replay goes out without a token.
+        // Callers that start after the first 401 find no token and send nothing.
+        assert!(fx.api_tokens().iter().all(|t| t == "tok-1"));
+        assert!(
+            (2..=11).contains(&fx.count("/api")),
+            "at most one 401 each, no replay"
+        );
+        let fetches = (fx.tokens() - 1) / 4;
+        assert!(
+            (fx.tokens() - 1) % 4 == 0 && (1..=2).contains(&fetches),
+            "{} token requests: whole fetches of 4 attempts, shared",
+            fx.tokens() - 1
+        );
     })
     .await;
 }
