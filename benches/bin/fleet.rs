@@ -95,6 +95,9 @@ async fn parent(args: Args) -> ExitCode {
             if shared {
                 cmd.args(["--redis", &redis.url()]);
             }
+            if args.flag("debug") {
+                cmd.arg("--debug");
+            }
             children.push(cmd.spawn().expect("spawn worker"));
         }
         // Wait off the runtime's workers, so the server keeps serving.
@@ -166,6 +169,22 @@ async fn parent(args: Args) -> ExitCode {
                 String::new()
             }
         );
+        let start = deadline - lifetime * lifetimes * 1_000_000;
+        let times: Vec<String> = server
+            .state
+            .token_log()
+            .iter()
+            .map(|(a, _)| format!("{:.2}", a.saturating_sub(start) as f64 / 1e6))
+            .collect();
+        println!("  token requests at (s from start): {}", times.join(" "));
+        println!(
+            "  API requests answered 401 because the token had expired at the server: {} \
+             (each was replayed with a new token)",
+            server
+                .state
+                .api_bad_token
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
         results.push((shared, tokens));
     }
     server.stop();
@@ -192,6 +211,9 @@ async fn parent(args: Args) -> ExitCode {
 
 /// One process of the fleet: request loops until the deadline, then `worker ok=N failed=M`.
 fn worker(args: &Args) -> ExitCode {
+    if args.flag("debug") {
+        alf_bench::load::log_to_stderr(log::LevelFilter::Debug);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

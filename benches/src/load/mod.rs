@@ -344,3 +344,35 @@ pub fn json_u64(json: &str, key: &str) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// A logger printing every record at or above `level` to stderr, with the Unix time and the
+/// process id (to see alf's own decisions: `fleet --debug`).
+#[derive(Debug)]
+pub struct StderrLogger(log::LevelFilter);
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= self.0
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let t = unix_micros();
+            eprintln!(
+                "{}.{:06} pid {} {} {}",
+                t / 1_000_000,
+                t % 1_000_000,
+                std::process::id(),
+                record.level(),
+                record.args()
+            );
+        }
+    }
+    fn flush(&self) {}
+}
+
+/// Install [`StderrLogger`] at `level` (once per process; later calls do nothing).
+pub fn log_to_stderr(level: log::LevelFilter) {
+    if log::set_boxed_logger(Box::new(StderrLogger(level))).is_ok() {
+        log::set_max_level(level);
+    }
+}
