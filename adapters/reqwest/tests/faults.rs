@@ -508,6 +508,25 @@ async fn fault_token_never_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_token_hangs_under_proactive_refresh() {
+    guard(async {
+        let fx = FaultServer::start().await;
+        fx.then("/token", Action::hang());
+        // The background refresh starts fetching at once; a request comes meanwhile.
+        let client = Client::builder(config(&fx).build().unwrap())
+            .timeout(Duration::from_millis(500))
+            .proactive_refresh(true)
+            .build()
+            .unwrap();
+        get_ok(&client, &fx).await;
+        // One fetch for both: the hung attempt timed out, the retry got the token.
+        assert_eq!(fx.tokens(), 2);
+        assert_eq!(fx.api_tokens(), ["tok-1"]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_token_headers_then_silence() {
     guard(async {
         let fx = FaultServer::start().await;
@@ -2124,6 +2143,26 @@ async fn fault_cancel_while_queued() {
         assert_eq!(fx.tokens(), 1, "the queued caller did not fetch");
         drop_caller(fetching).await;
         next_call_recovers(&client, &fx, 1).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_cancel_fetching_caller_with_a_waiter() {
+    guard(async {
+        let fx = FaultServer::start().await;
+        fx.then("/token", Action::hang());
+        let client = patient_client(&fx);
+        let fetching = spawn_get(&client, &fx);
+        fx.wait_for("/token", 1).await;
+        let waiting = spawn_get(&client, &fx);
+        tokio::time::sleep(Duration::from_millis(50)).await; // let it queue
+        drop_caller(fetching).await;
+        // The waiting caller takes the abandoned fetch over and gets a token.
+        assert_eq!(waiting.await.unwrap().unwrap(), 200);
+        assert_eq!(fx.tokens(), 2);
+        assert_eq!(fx.api_tokens(), ["tok-1"]);
+        assert_eq!(client.core().state_kind(), StateKind::Valid);
     })
     .await;
 }
