@@ -9,8 +9,9 @@
 //!   `x-alf-bench-id` header is injected a 401 at most once per id: its replay (same id) is
 //!   never injected, so a client that replays once after a 401 must always succeed.
 //! - `GET /stats`: the counters as JSON, and the token requests' arrival and end times.
-//! - `POST /admin?lifetime=S&token_delay_ms=MS&unauthorized_ppm=N&reset=1`: change the knobs;
-//!   `reset=1` zeroes the counters and forgets the token log (tokens stay valid).
+//! - `POST /admin?lifetime=S&token_delay_ms=MS&unauthorized_ppm=N&reset=1&revoke=1`: change
+//!   the knobs; `reset=1` zeroes the counters and forgets the token log (tokens stay valid);
+//!   `revoke=1` revokes every token issued so far.
 //!
 //! Hand-written on tokio and `httparse`: keep-alive, `Content-Length` bodies only (no chunked
 //! request bodies: alf, reqwest and Python `requests` send none here), `TCP_NODELAY`.
@@ -78,6 +79,8 @@ pub struct ServerState {
     pub token_delay_us: AtomicU64,
     /// Random 401 share, parts per million.
     pub unauthorized_ppm: AtomicU32,
+    /// Tokens numbered up to this one are revoked (rejected with 401 from now on).
+    revoked_upto: AtomicU64,
     /// Per-server random part of every token, so tokens of another run are unknown here.
     salt: u64,
     /// Expiry of token number `n` (index `n - 1`).
@@ -103,6 +106,7 @@ impl ServerState {
             lifetime_secs: AtomicU64::new(config.lifetime_secs),
             token_delay_us: AtomicU64::new(config.token_delay.as_micros() as u64),
             unauthorized_ppm: AtomicU32::new(config.unauthorized_ppm),
+            revoked_upto: AtomicU64::new(0),
             salt: Rng::new(salt).next_u64() & 0xffff_ffff,
             tokens: Mutex::new(Vec::new()),
             token_log: Mutex::new(Vec::new()),
@@ -150,6 +154,12 @@ impl ServerState {
     /// Set the random 401 share, parts per million (1_000_000: every API request).
     pub fn set_unauthorized_ppm(&self, ppm: u32) {
         self.unauthorized_ppm.store(ppm, Relaxed);
+    }
+
+    /// Revoke every token issued so far: API requests carrying one get 401 from now on.
+    pub fn revoke_all(&self) {
+        let issued = self.tokens.lock().unwrap().len() as u64;
+        self.revoked_upto.store(issued, Relaxed);
     }
 
     /// The counters as a JSON object (with the token log).
@@ -202,7 +212,7 @@ impl ServerState {
         let (Ok(n), Ok(salt)) = (n.parse::<usize>(), u64::from_str_radix(salt, 16)) else {
             return false;
         };
-        if salt != self.salt || n == 0 {
+        if salt != self.salt || n == 0 || n as u64 <= self.revoked_upto.load(Relaxed) {
             return false;
         }
         let expiry = self.tokens.lock().unwrap().get(n - 1).copied();
@@ -467,6 +477,7 @@ fn admin(state: &ServerState, query: &str) {
             "token_delay_ms" => state.set_token_delay(Duration::from_millis(n)),
             "unauthorized_ppm" => state.set_unauthorized_ppm(n as u32),
             "reset" if n != 0 => state.reset(),
+            "revoke" if n != 0 => state.revoke_all(),
             _ => {}
         }
     }
