@@ -24,7 +24,7 @@ server_bin=${CARGO_TARGET_DIR:-$here/target}/release/load-server
 tmp=$(mktemp -d)
 "$server_bin" --serve >"$tmp/out" &
 server_pid=$!
-trap 'kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do
     grep -q '^port=' "$tmp/out" 2>/dev/null && break
     sleep 0.05
