@@ -142,11 +142,51 @@ fn interleaved(s: &Setup) {
     println!("  goal: alf_reqwest / reqwest <= 1.03 at the median");
 }
 
+/// Where criterion writes its estimates: `$CRITERION_HOME`, else `<target>/criterion`.
+fn criterion_home() -> Option<std::path::PathBuf> {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return Some(home.into());
+    }
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        return Some(std::path::PathBuf::from(target).join("criterion"));
+    }
+    // <target>/release/deps/overhead-<hash>
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.parent()?.parent()?.join("criterion"))
+}
+
+/// The median criterion estimated for `overhead/<name>`, in ns (read from its
+/// `estimates.json` without a JSON parser: the first `point_estimate` after `"median"`).
+fn criterion_median(name: &str) -> Option<f64> {
+    let path = criterion_home()?.join(format!("overhead/{name}/new/estimates.json"));
+    let text = std::fs::read_to_string(path).ok()?;
+    let rest = &text[text.find("\"median\"")?..];
+    let rest = &rest[rest.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
+    let end = rest.find([',', '}'])?;
+    rest[..end].trim().parse().ok()
+}
+
+fn print_criterion_medians() {
+    let names = ["reqwest", "alf_reqwest", "alf_reqwest_default"];
+    let medians: Vec<Option<f64>> = names.iter().map(|n| criterion_median(n)).collect();
+    let Some(raw) = medians[0] else { return };
+    println!();
+    println!("criterion medians (per request):");
+    for (name, m) in names.iter().zip(&medians) {
+        if let Some(m) = m {
+            println!("  {name:<20} {m:>9.0} ns   ratio {:.3}", m / raw);
+        }
+    }
+}
+
 fn main() {
     let setup = Setup::new();
     let mut c = Criterion::default().configure_from_args();
     criterion_group(&mut c, &setup);
     c.final_summary();
+    if std::env::args().any(|a| a == "--bench") {
+        print_criterion_medians();
+    }
     // `cargo bench` passes `--bench`; `cargo test --benches` does not: skip the long loop then.
     if std::env::args().any(|a| a == "--bench") {
         interleaved(&setup);
