@@ -7,8 +7,10 @@
 //!   the capacity shows in the cost);
 //! - `core/send`: a resource request through `send` (the script is refilled each time, a push
 //!   onto a heapless queue);
-//! - `reqwest/header_value`: alf-reqwest's cost of the header: `access_token()` on its core
-//!   (tokio clock) and a sensitive `HeaderValue` made from it, as `send` does;
+//! - `reqwest/header_value`: the header made from scratch: `token()` on alf-reqwest's core
+//!   (tokio clock) and a sensitive `HeaderValue` made from the token;
+//!   `reqwest/token_and_cached_header`: what `send` pays now that it keeps the header value
+//!   of the current token generation (the core's `token()` and a clone of the value);
 //!   `reqwest/fixed_header_clone`: what plain reqwest pays with a prebuilt header (a clone).
 
 mod common;
@@ -90,6 +92,16 @@ fn reqwest(c: &mut Criterion) {
                 .expect("header value");
             value.set_sensitive(true);
             black_box(value)
+        })
+    });
+    // What alf-reqwest's `send` pays per request since it caches the header value by token
+    // generation: the core's token() (a Lease copy, wiped on drop) and a reference-count clone.
+    let cached = common::bearer_header();
+    g.bench_function("token_and_cached_header", |b| {
+        b.iter(|| {
+            let lease = block_on(client.core().token()).expect("token");
+            black_box(lease.generation);
+            black_box(cached.clone())
         })
     });
     let fixed = common::bearer_header();
