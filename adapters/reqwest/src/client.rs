@@ -320,6 +320,7 @@ pub(crate) fn new_token_may_help(response: &reqwest::Response) -> bool {
         })
 }
 
+#[cfg(feature = "middleware")]
 pub(crate) fn set_bearer(request: &mut reqwest::Request, lease: &Lease) -> Result<(), Error> {
     request
         .headers_mut()
