@@ -567,7 +567,7 @@ fn raw_token_response(token: &str) -> Vec<u8> {
 async fn fault_token_slow_trickle_within_timeout() {
     guard(async {
         let fx = FaultServer::start().await;
-        let bytes = raw_token_response("trickled");
+        let bytes = raw_token_response("tok-trickled");
         fx.then(
             "/token",
             Action::Trickle {
@@ -582,7 +582,7 @@ async fn fault_token_slow_trickle_within_timeout() {
             .unwrap();
         get_ok(&client, &fx).await;
         assert_eq!(fx.tokens(), 1);
-        assert_eq!(fx.api_tokens(), ["trickled"]);
+        assert_eq!(fx.api_tokens(), ["tok-trickled"]);
     })
     .await;
 }
@@ -591,7 +591,7 @@ async fn fault_token_slow_trickle_within_timeout() {
 async fn fault_token_slow_trickle_beyond_timeout() {
     guard(async {
         let fx = FaultServer::start().await;
-        let bytes = raw_token_response("trickled");
+        let bytes = raw_token_response("tok-trickled");
         fx.then(
             "/token",
             Action::Trickle {
@@ -627,21 +627,21 @@ async fn fault_token_body_exactly_the_buffer() {
     guard(async {
         // 4096 bytes, the whole receive buffer, no escapes: accepted.
         let fx = FaultServer::start().await;
-        let head = r#"{"access_token":"full","expires_in":60,"pad":""#;
+        let head = r#"{"access_token":"tok-full","expires_in":60,"pad":""#;
         let pad = "p".repeat(4096 - head.len() - 2);
         let body = format!(r#"{head}{pad}"}}"#);
         assert_eq!(body.len(), 4096);
         fx.then("/token", Action::token(&body));
         fx.always("/api", Action::status(200));
         get_ok(&client_no_retry(&fx), &fx).await;
-        assert_eq!(fx.api_tokens(), ["full"]);
+        assert_eq!(fx.api_tokens(), ["tok-full"]);
         // The same with an escaped token (`a\/b`): still room to unescape it.
         let escaped = r#"{"access_token":"a\/b","expires_in":60,"pad":""#;
         let body = format!(r#"{escaped}{}"}}"#, "p".repeat(4096 - escaped.len() - 2));
         assert_eq!(body.len(), 4096);
         fx.then("/token", Action::token(&body));
         get_ok(&client_no_retry(&fx), &fx).await;
-        assert_eq!(fx.api_tokens(), ["full", "a/b"]);
+        assert_eq!(fx.api_tokens(), ["tok-full", "a/b"]);
         // One byte more does not fit.
         let body = format!(r#"{head}p{pad}"}}"#);
         fx.then("/token", Action::token(&body));
@@ -716,11 +716,11 @@ async fn fault_token_wrong_content_type() {
             "/token",
             Action::status(200)
                 .header("content-type", "text/html; charset=utf-8")
-                .body(token_body("html-typed")),
+                .body(token_body("tok-html-typed")),
         );
         fx.always("/api", Action::status(200));
         get_ok(&client(&fx), &fx).await;
-        assert_eq!(fx.api_tokens(), ["html-typed"]);
+        assert_eq!(fx.api_tokens(), ["tok-html-typed"]);
         assert_eq!(fx.tokens(), 1);
     })
     .await;
@@ -730,10 +730,13 @@ async fn fault_token_wrong_content_type() {
 async fn fault_token_missing_content_type() {
     guard(async {
         let fx = FaultServer::start().await;
-        fx.then("/token", Action::status(200).body(token_body("untyped")));
+        fx.then(
+            "/token",
+            Action::status(200).body(token_body("tok-untyped")),
+        );
         fx.always("/api", Action::status(200));
         get_ok(&client(&fx), &fx).await;
-        assert_eq!(fx.api_tokens(), ["untyped"]);
+        assert_eq!(fx.api_tokens(), ["tok-untyped"]);
     })
     .await;
 }
@@ -978,7 +981,7 @@ async fn fault_token_expired_in_transit() {
         // expires_in 1, delivered after 1.1 s: dead on arrival.
         fx.then(
             "/token",
-            Action::token(r#"{"access_token":"late","expires_in":1}"#)
+            Action::token(r#"{"access_token":"tok-late","expires_in":1}"#)
                 .after(Duration::from_millis(1100)),
         );
         let client = patient_client(&fx);
@@ -1019,7 +1022,7 @@ async fn fault_token_retry_after_garbage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_token_huge_headers() {
     let huge = "h".repeat(512 * 1024);
-    let action = Action::token(&token_body("never")).header("x-junk", &huge);
+    let action = Action::token(&token_body("tok-never")).header("x-junk", &huge);
     // reqwest reports a head it cannot parse as a failed request.
     guard(transport_fault(action, Kind::ConnectionReset)).await;
 }
@@ -1029,11 +1032,11 @@ async fn fault_token_interim_100_continue() {
     guard(async {
         let fx = FaultServer::start().await;
         let mut bytes = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
-        bytes.extend_from_slice(&raw_token_response("after-100"));
+        bytes.extend_from_slice(&raw_token_response("tok-after-100"));
         fx.then("/token", Action::Raw(bytes));
         fx.always("/api", Action::status(200));
         get_ok(&client_no_retry(&fx), &fx).await;
-        assert_eq!(fx.api_tokens(), ["after-100"]);
+        assert_eq!(fx.api_tokens(), ["tok-after-100"]);
         assert_eq!(fx.tokens(), 1);
     })
     .await;
@@ -1044,14 +1047,14 @@ async fn fault_token_keepalive_closed_while_idle() {
     guard(async {
         let fx = FaultServer::start().await;
         // A keep-alive response, then the server closes the connection while it is idle.
-        fx.then("/token", Action::Raw(raw_token_response("first")));
+        fx.then("/token", Action::Raw(raw_token_response("tok-first")));
         fx.then("/api", Action::status(401));
         let client = client(&fx);
         // The 401 makes the client fetch again. Its pooled connection is closed: reqwest
         // notices, or (when the close races the reuse) the attempt fails as a
         // `ConnectionReset` that never reaches the server, and is retried.
         get_ok(&client, &fx).await;
-        assert_eq!(fx.api_tokens(), ["first", "tok-1"]);
+        assert_eq!(fx.api_tokens(), ["tok-first", "tok-1"]);
         assert_eq!(fx.tokens(), 2);
     })
     .await;
@@ -2073,7 +2076,7 @@ async fn fault_cancel_after_headers() {
 async fn fault_cancel_mid_body() {
     guard(async {
         let fx = FaultServer::start().await;
-        let body = token_body("never");
+        let body = token_body("tok-never");
         let len = body.len().to_string();
         let mut bytes = head(
             200,

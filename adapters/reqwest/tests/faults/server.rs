@@ -208,6 +208,7 @@ pub struct FaultServer {
 impl FaultServer {
     /// Start on 127.0.0.1, on a free port.
     pub async fn start() -> Self {
+        alf_test_hygiene::init();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State::default());
@@ -361,6 +362,8 @@ impl FaultServer {
                 return Ok(());
             };
             self.state.log.lock().unwrap().push(req.clone());
+            // Secret hygiene (tests/hygiene): what went over the wire must never be logged.
+            alf_test_hygiene::observe_request(req.authorization(), &req.body);
             let mut action = self.action_for(&req);
             while let Action::Delayed(d, next) = action {
                 tokio::time::sleep(d).await;
@@ -368,6 +371,14 @@ impl FaultServer {
             }
             if matches!(action, Action::Default) {
                 action = self.default_action(&req);
+            }
+            match &action {
+                Action::Reply { body: bytes, .. }
+                | Action::Raw(bytes)
+                | Action::RawThenReset(bytes)
+                | Action::RawThenHang(bytes)
+                | Action::Trickle { bytes, .. } => alf_test_hygiene::observe_response(bytes),
+                Action::Delayed(..) | Action::Default => {}
             }
             match action {
                 Action::Reply {
