@@ -265,8 +265,13 @@ impl<S: TokenStore + Send + 'static> Client<S> {
                 alf::RequestError::AuthorizationHeaderPresent,
             ));
         }
-        if request.timeout().is_none() {
-            *request.timeout_mut() = self.inner.timeout;
+        // Only when there is one to set: `timeout_mut` creates the request's extensions map,
+        // which the replay copy below would then clone (two allocations per request for
+        // nothing).
+        if let Some(timeout) = self.inner.timeout
+            && request.timeout().is_none()
+        {
+            *request.timeout_mut() = Some(timeout);
         }
         // A copy for the replay, made before the token goes in. `None` for a streaming body.
         let replay = request.try_clone();
