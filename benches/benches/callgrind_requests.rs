@@ -7,6 +7,7 @@
 //!   alf          COUNT GETs through alf_reqwest::Client over the same reqwest client as `reqwest`
 //!   alf-default  COUNT GETs through alf_reqwest::Client::new (30 s timeout, same-origin redirects)
 //!   reqwest      COUNT GETs through plain reqwest with a fixed Authorization header
+//!   reqwest-timeout  the same, with the 30 s timeout and redirect policy of `alf-default`
 //!   token        COUNT alf::Client::token() calls with a valid cached token (alf::testing)
 //!   fetch        COUNT token fetches through alf::Client (ScriptedTransport + MockClock)
 //!   parse        COUNT alf::response::parse_token_response calls
@@ -36,12 +37,14 @@ fn main() {
     let count: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000);
     match mode.as_str() {
         "serve" => serve(),
-        "alf" | "alf-default" | "reqwest" => requests(&mode, count),
+        "alf" | "alf-default" | "reqwest" | "reqwest-timeout" => requests(&mode, count),
         "token" => token(count),
         "fetch" => fetch(count),
         "parse" => parse(count),
         _ => {
-            eprintln!("usage: callgrind_requests alf|alf-default|reqwest|token|fetch|parse COUNT");
+            eprintln!(
+                "usage: callgrind_requests alf|alf-default|reqwest|reqwest-timeout|token|fetch|parse COUNT"
+            );
             // `cargo bench` runs every bench target without arguments: nothing to do then.
         }
     }
@@ -90,8 +93,12 @@ fn requests(mode: &str, count: usize) {
     let mut bytes = 0;
     rt.block_on(async {
         match mode {
-            "reqwest" => {
-                let client = common::reqwest_client();
+            "reqwest" | "reqwest-timeout" => {
+                let client = if mode == "reqwest" {
+                    common::reqwest_client()
+                } else {
+                    common::reqwest_client_like_alf_defaults()
+                };
                 let auth = common::bearer_header();
                 for _ in 0..WARMUP + count {
                     bytes += common::raw_get(&client, &url, &auth).await;

@@ -181,6 +181,16 @@ pub fn reqwest_client() -> reqwest::Client {
     reqwest::Client::builder().build().expect("reqwest client")
 }
 
+/// Plain reqwest configured as `alf_reqwest::Client::new` configures its own: a 30 s timeout
+/// and the same-origin redirect policy; the baseline for `alf_default`.
+pub fn reqwest_client_like_alf_defaults() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(alf_reqwest::DEFAULT_TIMEOUT)
+        .redirect(alf_reqwest::same_origin_redirects())
+        .build()
+        .expect("reqwest client")
+}
+
 /// alf-reqwest over its own copy of `reqwest_client()`: the difference to plain reqwest is
 /// alf's work only.
 pub fn alf_same_reqwest(server: &Server) -> alf_reqwest::Client {
