@@ -23,7 +23,7 @@ use heapless::String;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::error::{Error, RequestError, ResponseError};
+use crate::error::{CapacityError, Error, RequestError, ResponseError};
 use crate::http::{
     BearerError, Method, Request, Response, is_valid_header_name, is_valid_header_value,
 };
@@ -161,8 +161,11 @@ impl<T, C, S, const N: usize, const RX: usize> core::fmt::Debug for Client<T, C,
     }
 }
 
-enum Decision<const N: usize> {
-    Use(Lease<N>),
+/// What a caller holding the I/O lock does next. No variant carries the token: copies of it
+/// (2 KiB by default) would be held across `.await`s and make every future that much larger.
+enum Decision {
+    /// A usable token is there.
+    Use,
     Failed(Error<embedded_io::ErrorKind>),
     Fetch {
         attempt: u8,
@@ -171,11 +174,13 @@ enum Decision<const N: usize> {
     },
 }
 
-enum AttemptOutcome<const N: usize> {
-    Done(Lease<N>),
+enum AttemptOutcome {
+    /// A new token is there.
+    Done,
     Retry,
     Failed {
-        stale: Option<Lease<N>>,
+        /// The old token is still usable (a failed refresh).
+        stale: bool,
         error: ParseError,
     },
 }
@@ -188,50 +193,49 @@ fn lease<const N: usize>(t: &crate::machine::Token<N>) -> Lease<N> {
 }
 
 impl<const N: usize> Shared<N> {
-    /// Without waiting: a token to use now, or `None` when the caller must take the I/O lock.
-    /// Claims a due refresh, so that others keep using the old token meanwhile.
-    fn fast_path(&mut self, now: Instant) -> Option<Lease<N>> {
+    /// Without waiting: `true` when there is a token to use now, `false` when the caller must
+    /// take the I/O lock. Claims a due refresh, so that others keep using the old token
+    /// meanwhile.
+    fn fast_path(&mut self, now: Instant) -> bool {
         match self.state.take() {
             State::Valid(v) => match v.check(now) {
                 Check::Fresh(v) => {
-                    let l = lease(v.token());
                     self.state = State::Valid(v);
-                    Some(l)
+                    true
                 }
                 Check::RefreshDue(v) => {
                     // Claim the refresh: others use the old token meanwhile. This caller goes
                     // on to refresh; it gets the new token, or the old one if the refresh fails.
                     self.state = State::Fetching(v.refresh(now));
-                    None
+                    false
                 }
                 Check::Expired(e) => {
                     self.state = State::Expired(e);
-                    None
+                    false
                 }
             },
             // A refresh in progress: serve the old token meanwhile. If no one is fetching any
             // more (the caller that claimed it was dropped), take over instead.
             State::Fetching(f) if self.pending > 0 => {
-                let l = f.stale(now).map(lease);
+                let stale = f.stale(now).is_some();
                 self.state = State::Fetching(f);
-                l
+                stale
             }
             other => {
                 self.state = other;
-                None
+                false
             }
         }
     }
 
     /// Holding the I/O lock: use the token someone else fetched, share their failure, or
     /// fetch. On `Fetch` the state is `Fetching`.
-    fn decide(&mut self, now: Instant, seen: u32) -> Decision<N> {
+    fn decide(&mut self, now: Instant, seen: u32) -> Decision {
         let state = match self.state.take() {
             State::Valid(v) => match v.check(now) {
                 Check::Fresh(v) => {
-                    let l = lease(v.token());
                     self.state = State::Valid(v);
-                    return Decision::Use(l);
+                    return Decision::Use;
                 }
                 Check::RefreshDue(v) => State::Valid(v),
                 Check::Expired(e) => State::Expired(e),
@@ -244,7 +248,7 @@ impl<const N: usize> Shared<N> {
         let share = self.completed != seen || self.cooldown_until.is_some_and(|u| now < u);
         if let (true, Some(e)) = (share, &self.last_error) {
             let decision = match state.usable_token(now) {
-                Some(t) => Decision::Use(lease(t)),
+                Some(_) => Decision::Use,
                 None => Decision::Failed(e.clone()),
             };
             self.state = state;
@@ -274,7 +278,7 @@ impl<const N: usize> Shared<N> {
         &mut self,
         now: Instant,
         result: Result<crate::response::TokenResponse<N>, ParseError>,
-    ) -> AttemptOutcome<N> {
+    ) -> AttemptOutcome {
         let State::Fetching(f) = self.state.take() else {
             // Not reachable through `Client` (the state is `Fetching` while the I/O lock is
             // held), but a state machine does not panic: adopt a good token anyway.
@@ -285,12 +289,15 @@ impl<const N: usize> Shared<N> {
                     match Valid::adopt(&mut self.ctx, r.token, now, lifetime) {
                         Some(v) => self.valid(v),
                         None => AttemptOutcome::Failed {
-                            stale: None,
+                            stale: false,
                             error: Error::InvalidResponse(ResponseError::InvalidExpiresIn),
                         },
                     }
                 }
-                Err(error) => AttemptOutcome::Failed { stale: None, error },
+                Err(error) => AttemptOutcome::Failed {
+                    stale: false,
+                    error,
+                },
             };
         };
         match f.complete(&mut self.ctx, now, result) {
@@ -309,22 +316,77 @@ impl<const N: usize> Shared<N> {
                 if error.kind() == crate::error::ErrorKind::Credentials {
                     self.cooldown_until = Some(now + self.ctx.retry.backoff_max);
                 }
-                let stale = state.usable_token(now).map(lease);
+                let stale = state.usable_token(now).is_some();
                 self.state = state;
                 AttemptOutcome::Failed { stale, error }
             }
         }
     }
 
-    fn valid(&mut self, v: Valid<N>) -> AttemptOutcome<N> {
-        let l = lease(v.token());
-        debug!("alf: new token, generation {}", l.generation);
+    fn valid(&mut self, v: Valid<N>) -> AttemptOutcome {
+        debug!("alf: new token, generation {}", v.token().generation());
         self.state = State::Valid(v);
         self.completed = self.completed.wrapping_add(1);
         self.last_error = None;
         self.skip_store = false;
         self.cooldown_until = None;
-        AttemptOutcome::Done(l)
+        AttemptOutcome::Done
+    }
+
+    /// Copy the `Authorization` value of the token to use now into `out`: at its start, or
+    /// with `at_end` at its end. Returns where the value starts and the token's generation.
+    fn copy_header(&self, now: Instant, out: &mut [u8], at_end: bool) -> Header {
+        let Some(t) = self.state.usable_token(now) else {
+            return Header::NoToken;
+        };
+        let value = t.access_token().header_value().as_bytes();
+        let start = if at_end {
+            out.len().checked_sub(value.len())
+        } else {
+            Some(0)
+        };
+        let dst =
+            start.and_then(|start| Some((start, out.get_mut(start..)?.get_mut(..value.len())?)));
+        match dst {
+            Some((start, dst)) => {
+                dst.copy_from_slice(value);
+                Header::Copied {
+                    start,
+                    len: value.len(),
+                    generation: t.generation(),
+                }
+            }
+            None => Header::TooLong,
+        }
+    }
+}
+
+/// The outcome of [`Shared::copy_header`].
+enum Header {
+    Copied {
+        start: usize,
+        len: usize,
+        generation: u32,
+    },
+    /// No usable token (it expired or was rejected meanwhile): get one again.
+    NoToken,
+    /// The buffer is too small for the token.
+    TooLong,
+}
+
+/// A copy of the `Authorization` value in a buffer, wiped when the request is done (dropped
+/// future included).
+struct HeaderCopy<'a>(&'a mut [u8]);
+
+impl HeaderCopy<'_> {
+    fn value(&self) -> &str {
+        core::str::from_utf8(self.0).unwrap_or("")
+    }
+}
+
+impl Drop for HeaderCopy<'_> {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut *self.0);
     }
 }
 
@@ -376,6 +438,12 @@ where
     /// a token is being refreshed waits for the refresh to end (and its backoff, if the token
     /// endpoint fails); with two, it goes out at once with the old token, which is what
     /// stale-while-revalidate is for. On a device this costs a second socket.
+    ///
+    /// With a resource transport, [`send`](Self::send) keeps the `Authorization` value
+    /// (`Bearer ` and the token) at the end of your `rx` while the request is sent, and gives
+    /// the transport the rest of `rx` for the response: size `rx` for the response plus the
+    /// token. (With one transport it is kept in the client's token-response buffer, which is
+    /// free while the request is sent.) Either way it is wiped when the request is done.
     pub fn with_resource_transport(mut self, transport: T) -> Self {
         self.resource = Some(maitake_sync::Mutex::new(transport));
         self
@@ -408,16 +476,33 @@ where
     ///
     /// Errors are those of the token endpoint, the transport, or the response; see [`Error`].
     pub async fn token(&self) -> Result<Lease<N>, Error<T::Error>> {
+        loop {
+            self.ensure_token().await?;
+            // The copy is made here, after the last `.await`, so that no future holds it.
+            let now = self.clock.now();
+            let lease = self
+                .shared
+                .with_lock(|s| s.state.usable_token(now).map(lease));
+            if let Some(l) = lease {
+                return Ok(l);
+            }
+            // The token expired or was rejected since: get one again.
+        }
+    }
+
+    /// Make sure there is a usable token: the cached one, or a new one from the token
+    /// endpoint. Copies nothing.
+    async fn ensure_token(&self) -> Result<(), Error<T::Error>> {
         let now = self.clock.now();
         // One critical section: a caller that does not get a token counts as pending before
         // anyone else can look at the state.
         let (seen, fast) = self.shared.with_lock(|s| {
             let fast = s.fast_path(now);
-            s.pending += u32::from(fast.is_none());
+            s.pending += u32::from(!fast);
             (s.completed, fast)
         });
-        if let Some(l) = fast {
-            return Ok(l);
+        if fast {
+            return Ok(());
         }
         let _pending = Pending(&self.shared);
         let mut io = self.io.lock().await;
@@ -495,14 +580,10 @@ where
         cache.get_or_insert_with(|| self.config.store_key()).clone()
     }
 
-    async fn fetch_locked(
-        &self,
-        io: &mut Io<T, S, RX>,
-        seen: u32,
-    ) -> Result<Lease<N>, Error<T::Error>> {
+    async fn fetch_locked(&self, io: &mut Io<T, S, RX>, seen: u32) -> Result<(), Error<T::Error>> {
         let now = self.clock.now();
         let use_store = match self.shared.with_lock(|s| s.decide(now, seen)) {
-            Decision::Use(l) => return Ok(l),
+            Decision::Use => return Ok(()),
             Decision::Failed(e) => return Err(Error::from_shared(e)),
             Decision::Fetch {
                 attempt,
@@ -518,8 +599,8 @@ where
         };
         let mut locked = false;
         if S::ENABLED && use_store && self.clock.unix_time().is_some() {
-            if let Some(l) = self.load_from_store(io).await {
-                return Ok(l);
+            if self.load_from_store(io).await {
+                return Ok(());
             }
             let policy = self.config.store;
             let key = self.store_key(&mut io.key);
@@ -528,11 +609,11 @@ where
                     locked = true;
                     // Another process may have saved a token and unlocked between our load
                     // and our lock: look once more before fetching.
-                    if let Some(l) = self.load_from_store(io).await {
+                    if self.load_from_store(io).await {
                         if io.store.unlock(&key).await.is_err() {
                             warn!("alf: token store unlock failed");
                         }
-                        return Ok(l);
+                        return Ok(());
                     }
                 }
                 Ok(false) => {
@@ -546,8 +627,8 @@ where
                         self.clock
                             .sleep_until((now + policy.poll_interval).min(deadline))
                             .await;
-                        if let Some(l) = self.load_from_store(io).await {
-                            return Ok(l);
+                        if self.load_from_store(io).await {
+                            return Ok(());
                         }
                     }
                     debug!("alf: no token from the process holding the fetch lock; fetching");
@@ -566,7 +647,7 @@ where
     }
 
     /// Send token requests until one succeeds or the retry policy gives up.
-    async fn fetch_attempts(&self, io: &mut Io<T, S, RX>) -> Result<Lease<N>, Error<T::Error>> {
+    async fn fetch_attempts(&self, io: &mut Io<T, S, RX>) -> Result<(), Error<T::Error>> {
         loop {
             let retry_at = self.shared.with_lock(|s| match &s.state {
                 State::Fetching(f) => f.retry_at(),
@@ -617,17 +698,20 @@ where
                 }
             };
             match self.shared.with_lock(|s| s.complete(now, result)) {
-                AttemptOutcome::Done(l) => {
+                AttemptOutcome::Done => {
                     if S::ENABLED {
-                        self.save_to_store(io, &l, now).await;
+                        self.save_to_store(io, now).await;
                     }
-                    return Ok(l);
+                    return Ok(());
                 }
                 // The wait happens at the top of the loop, so that a caller that takes over
                 // from a dropped one waits too.
                 AttemptOutcome::Retry => {}
-                AttemptOutcome::Failed { stale: Some(l), .. } => return Ok(l),
-                AttemptOutcome::Failed { stale: None, error } => {
+                AttemptOutcome::Failed { stale: true, .. } => return Ok(()),
+                AttemptOutcome::Failed {
+                    stale: false,
+                    error,
+                } => {
                     return Err(match transport_error {
                         Some(e) => Error::Transport(e),
                         None => Error::from_shared(error),
@@ -637,7 +721,12 @@ where
         }
     }
 
-    async fn load_from_store(&self, io: &mut Io<T, S, RX>) -> Option<Lease<N>> {
+    /// `true` when a usable token was loaded from the store.
+    async fn load_from_store(&self, io: &mut Io<T, S, RX>) -> bool {
+        self.try_load_from_store(io).await.is_some()
+    }
+
+    async fn try_load_from_store(&self, io: &mut Io<T, S, RX>) -> Option<()> {
         let unix_now = self.clock.unix_time()?;
         let key = self.store_key(&mut io.key);
         let loaded = match io.store.load(&key, &mut io.rx).await {
@@ -674,11 +763,10 @@ where
             match v.check(now) {
                 Check::Fresh(v) => {
                     debug!("alf: using the token from the store");
-                    let l = lease(v.token());
                     s.state = State::Valid(v);
                     s.completed = s.completed.wrapping_add(1);
                     s.last_error = None;
-                    Some(l)
+                    Some(())
                 }
                 // Due or expired: not worth adopting, fetch a new one.
                 _ => None,
@@ -686,20 +774,29 @@ where
         })
     }
 
-    async fn save_to_store(&self, io: &mut Io<T, S, RX>, l: &Lease<N>, now: Instant) {
+    async fn save_to_store(&self, io: &mut Io<T, S, RX>, now: Instant) {
         let Some(unix_now) = self.clock.unix_time() else {
             return;
         };
-        let expires_at = self
-            .shared
-            .with_lock(|s| s.state.usable_token(now).map(|t| t.expires_at()));
-        let Some(expires_at) = expires_at else { return };
         let key = self.store_key(&mut io.key);
+        // The token is copied into the token-response buffer (which just held it, in the
+        // response), not into this future.
+        let Io { store, rx, .. } = io;
+        let copied = self.shared.with_lock(|s| {
+            let t = s.state.usable_token(now)?;
+            let value = t.access_token().secret().as_bytes();
+            rx.get_mut(..value.len())?.copy_from_slice(value);
+            Some((value.len(), t.expires_at()))
+        });
+        let Some((len, expires_at)) = copied else {
+            return;
+        };
+        let token = HeaderCopy(rx.get_mut(..len).unwrap_or_default());
         let stored = StoredToken {
-            access_token: l.token.secret(),
+            access_token: token.value(),
             expires_at_unix: unix_now.saturating_add((expires_at - now).as_secs()),
         };
-        if io.store.save(&key, stored).await.is_err() {
+        if store.save(&key, stored).await.is_err() {
             warn!("alf: token store save failed");
         }
     }
@@ -716,6 +813,13 @@ where
     /// - A request that already has an `Authorization` header is refused
     ///   ([`RequestError::AuthorizationHeaderPresent`]) rather than silently overwritten.
     /// - The response is read into `rx` (the body, and with some transports the headers).
+    ///   With a [resource transport](Self::with_resource_transport), the end of `rx` holds the
+    ///   `Authorization` value meanwhile.
+    /// - The token is read when the transport is free for this request: a request that waited
+    ///   behind a refresh goes out with the new token, and one that waited behind a rejected
+    ///   token goes out with the next one, not with the rejected one.
+    /// - No copy of the token is held in the future: `send`'s future is about the transport's
+    ///   own plus a few hundred bytes, whatever the token capacity `N`.
     pub async fn send<'b>(
         &self,
         request: &Request<'_>,
@@ -732,8 +836,7 @@ where
         {
             return Err(Error::Request(RequestError::InvalidHeader));
         }
-        let first = self.token().await?;
-        let d = self.send_with(request, &first, rx).await?;
+        let (d, generation) = self.send_authorized(request, rx).await?;
         let replay = d.status == 401
             && !matches!(
                 d.bearer_error,
@@ -744,33 +847,93 @@ where
         }
         debug!(
             "alf: 401 with token generation {}, replaying once",
-            first.generation
+            generation
         );
-        self.invalidate(first.generation);
-        drop(first);
-        let second = self.token().await?;
-        let d = self.send_with(request, &second, rx).await?;
+        self.invalidate(generation);
+        let (d, _) = self.send_authorized(request, rx).await?;
         Ok(d.attach(rx))
     }
 
-    async fn send_with(
+    /// Get a token if needed, then send `request` with it. Returns the response and the
+    /// generation of the token that was sent.
+    async fn send_authorized(
         &self,
         request: &Request<'_>,
-        lease: &Lease<N>,
         rx: &mut [u8],
-    ) -> Result<Detached, Error<T::Error>> {
-        let authed = Request {
-            authorization: Some(lease.token.header_value()),
-            ..*request
-        };
-        let rx_range = (rx.as_ptr() as usize, rx.len());
-        let response = match &self.resource {
-            Some(transport) => transport.lock().await.send(&authed, rx).await,
-            None => self.io.lock().await.transport.send(&authed, rx).await,
+    ) -> Result<(Detached, u32), Error<T::Error>> {
+        loop {
+            self.ensure_token().await?;
+            if let Some(sent) = self.send_once(request, rx).await? {
+                return Ok(sent);
+            }
+            // The token expired or was rejected while this request waited for the transport.
         }
-        .map_err(Error::Transport)?;
-        let d = Detached::new(&response, rx_range);
-        d.ok_or(Error::InvalidResponse(ResponseError::BodyNotInBuffer))
+    }
+
+    /// Send `request` once with the token usable when the transport is ours; `None` when
+    /// there is none any more.
+    ///
+    /// The `Authorization` value is copied where it costs no memory of its own: into the
+    /// client's token-response buffer, which is free while this caller holds the I/O lock
+    /// (one transport), or, with a resource transport, into the end of `rx`, which the
+    /// transport then does not get. Never into this future, which would grow by the token
+    /// capacity. The copy is wiped when the request is done.
+    async fn send_once(
+        &self,
+        request: &Request<'_>,
+        rx: &mut [u8],
+    ) -> Result<Option<(Detached, u32)>, Error<T::Error>> {
+        let rx_range = (rx.as_ptr() as usize, rx.len());
+        let (response, generation) = match &self.resource {
+            Some(transport) => {
+                let mut transport = transport.lock().await;
+                let now = self.clock.now();
+                let (start, len, generation) =
+                    match self.shared.with_lock(|s| s.copy_header(now, rx, true)) {
+                        Header::Copied {
+                            start,
+                            len,
+                            generation,
+                        } => (start, len, generation),
+                        Header::NoToken => return Ok(None),
+                        Header::TooLong => return Err(Error::Capacity(CapacityError::Header)),
+                    };
+                let (head, tail) = rx.split_at_mut(start);
+                let header = HeaderCopy(tail.get_mut(..len).unwrap_or_default());
+                let authed = Request {
+                    authorization: Some(header.value()),
+                    ..*request
+                };
+                let response = transport.send(&authed, head).await;
+                (response, generation)
+            }
+            None => {
+                let mut io = self.io.lock().await;
+                let Io {
+                    transport, rx: buf, ..
+                } = &mut *io;
+                let now = self.clock.now();
+                let (len, generation) =
+                    match self.shared.with_lock(|s| s.copy_header(now, buf, false)) {
+                        Header::Copied {
+                            len, generation, ..
+                        } => (len, generation),
+                        Header::NoToken => return Ok(None),
+                        Header::TooLong => return Err(Error::Capacity(CapacityError::Header)),
+                    };
+                let header = HeaderCopy(buf.get_mut(..len).unwrap_or_default());
+                let authed = Request {
+                    authorization: Some(header.value()),
+                    ..*request
+                };
+                let response = transport.send(&authed, rx).await;
+                (response, generation)
+            }
+        };
+        let response = response.map_err(Error::Transport)?;
+        let d = Detached::new(&response, rx_range)
+            .ok_or(Error::InvalidResponse(ResponseError::BodyNotInBuffer))?;
+        Ok(Some((d, generation)))
     }
 }
 

@@ -337,10 +337,10 @@ fn callers_sharing_a_failed_transport_get_its_kind() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn many_concurrent_401s_on_one_token_cause_one_fetch_and_one_replay_each() {
+fn many_concurrent_sends_after_a_401_cause_one_fetch_and_send_the_rejected_token_once() {
     let clock = MockClock::new();
     let mut expects = vec![token(T1)];
-    expects.extend([Expect::get(API).bearer("t1").respond(401, b"").pending(2); 10]);
+    expects.push(Expect::get(API).bearer("t1").respond(401, b"").pending(2));
     expects.push(token(T2).pending(2));
     expects.extend([Expect::get(API).bearer("t2").respond(200, b"ok").pending(1); 10]);
     let client: Client<_, _> = Client::new(config(), script(&expects), &clock);
@@ -355,8 +355,38 @@ fn many_concurrent_401s_on_one_token_cause_one_fetch_and_one_replay_each() {
         let r = r.as_ref().unwrap();
         assert_eq!((r.status, r.body), (200, &b"ok"[..]));
     }
-    // 1 + 10 rejected + 1 new token + 10 replays, in the scripted order.
-    assert_eq!(sent(&client), 22);
+    // The token is read when the transport is free, so the requests queued behind the
+    // rejected one never send the rejected token: 1 + 1 rejected + 1 new token + 10 (the
+    // first request's replay and the nine others), in the scripted order.
+    assert_eq!(sent(&client), 13);
+    done(&client);
+}
+
+#[test]
+fn many_concurrent_rejections_of_one_lease_cause_one_fetch() {
+    let clock = MockClock::new();
+    let client: Client<_, _> = Client::new(config(), script(&[token(T1), token(T2)]), &clock);
+    let leases = futures_executor::block_on(join_all((0..10).map(|_| client.token())));
+    let leases: Vec<_> = leases.into_iter().map(Result::unwrap).collect();
+    assert!(leases.iter().all(|l| l.token.secret() == "t1"));
+    // Ten callers (alf-reqwest's, for one) had their requests rejected with the same token.
+    for l in &leases {
+        client.invalidate(l.generation);
+    }
+    let again = futures_executor::block_on(join_all((0..10).map(|_| client.token())));
+    for l in again {
+        assert_eq!(l.unwrap().token.secret(), "t2");
+    }
+    for l in &leases {
+        client.invalidate(l.generation);
+    }
+    assert_eq!(
+        futures_executor::block_on(client.access_token())
+            .unwrap()
+            .secret(),
+        "t2"
+    );
+    assert_eq!(sent(&client), 2);
     done(&client);
 }
 
@@ -634,7 +664,7 @@ fn with_one_transport_send_waits_for_the_refresh_to_end() {
         script(&[
             token(T1),
             Expect::post(TOKEN_URL).pending(20).respond(200, T2),
-            Expect::get(API).bearer("t1").respond(200, b"ok"),
+            Expect::get(API).bearer("t2").respond(200, b"ok"),
         ]),
         &clock,
     );
@@ -651,8 +681,9 @@ fn with_one_transport_send_waits_for_the_refresh_to_end() {
         embassy_futures::join::join(c.access_token(), c.send(&request, &mut rx)).await
     });
     assert_eq!(refreshed.unwrap().secret(), "t2");
-    // It got the old token at once, but the one transport was busy with the refresh: the
-    // script's order (token, refresh, resource) proves it went out after the refresh.
+    // The one transport was busy with the refresh: the script's order (token, refresh,
+    // resource) proves it went out after the refresh, and with the new token, since the token
+    // is read when the transport is free.
     assert_eq!(response.unwrap().status, 200);
     done(&c);
 }
