@@ -153,7 +153,7 @@ impl RetryAfter {
     /// Parse `delay-seconds` or an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
     /// Anything else is `None`.
     pub fn parse(value: &str) -> Option<Self> {
-        let v = value.trim();
+        let v = value.trim_ascii();
         if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
             // Saturate absurd values instead of failing: they mean "a very long time".
             let secs = v.bytes().fold(0u64, |acc, b| {
@@ -256,17 +256,17 @@ impl BearerError {
         let start = find_bearer_scheme(value)?;
         let rest = &value[start + 6..];
         // Walk `name=value` pairs; values may be quoted.
-        let mut s = rest.trim_start();
+        let mut s = rest.trim_ascii_start();
         while !s.is_empty() {
             let eq = s.find('=')?;
-            let name = s[..eq].trim().trim_start_matches(',').trim();
-            s = s[eq + 1..].trim_start();
+            let name = s[..eq].trim_ascii().trim_start_matches(',').trim_ascii();
+            s = s[eq + 1..].trim_ascii_start();
             let (val, tail) = if let Some(q) = s.strip_prefix('"') {
                 let end = q.find('"')?;
                 (&q[..end], &q[end + 1..])
             } else {
                 let end = s.find(',').unwrap_or(s.len());
-                (s[..end].trim(), &s[end..])
+                (s[..end].trim_ascii(), &s[end..])
             };
             if name.eq_ignore_ascii_case("error") {
                 return Some(match val {
@@ -276,7 +276,10 @@ impl BearerError {
                     _ => Self::Other,
                 });
             }
-            s = tail.trim_start().trim_start_matches(',').trim_start();
+            s = tail
+                .trim_ascii_start()
+                .trim_start_matches(',')
+                .trim_ascii_start();
         }
         Some(Self::Other)
     }

@@ -15,7 +15,6 @@ use embedded_io::ErrorKind;
 use embedded_io_async::{ErrorType, Read, Write};
 use embedded_nal_async::{Dns, TcpConnect};
 use reqwless::client::HttpClient;
-use reqwless::request::RequestBuilder;
 
 use crate::error::{Error, InvalidRequest};
 
@@ -133,7 +132,7 @@ where
         rx: &'b mut [u8],
     ) -> Result<Response<'b>, Error> {
         let target = Target::parse(request.url)?;
-        let headers = headers::<H>(request)?;
+        let close = check_headers::<H>(request)?;
         // Checked here, before connecting: reqwless connects first, and with its TLS feature
         // on but no TLS configuration it sends an `https://` request in clear text.
         #[cfg(feature = "tls")]
@@ -152,19 +151,29 @@ where
         #[cfg(not(feature = "tls"))]
         let mut client = HttpClient::new(&tcp, self.dns);
 
-        let handle = client
+        // reqwless resolves, connects (and TLS); the request is written here, in one loop over
+        // its pieces, rather than through reqwless's request builder: one copy of the code for
+        // requests with and without a body, and none of the builder's Basic-auth and chunked-body
+        // code or its `core::fmt` use, which alf never needs (10.6 KB of flash on a
+        // Cortex-M; see examples/SIZE-LOG.md).
+        let mut conn = client
             .request(method(request.method), target.url)
             .await?
-            .host(target.authority)
-            .headers(&headers);
-        let rx_len = rx.len();
-        if sends_body(request) {
-            let mut handle = handle.body(request.body);
-            read_response(handle.send(rx).await?, rx_len).await
-        } else {
-            let mut handle = handle;
-            read_response(handle.send(rx).await?, rx_len).await
+            .conn;
+        let mut len = [0u8; 20];
+        let len = sends_body(request).then(|| decimal(request.body.len(), &mut len));
+        let mut i = 0;
+        while let Some(piece) = request_piece(request, &target, len, close, i) {
+            conn.write_all(piece)
+                .await
+                .map_err(reqwless::Error::Network)?;
+            i += 1;
         }
+        conn.flush().await.map_err(reqwless::Error::Network)?;
+        let rx_len = rx.len();
+        let response =
+            reqwless::response::Response::read(&mut conn, method(request.method), rx).await?;
+        read_response(response, rx_len).await
     }
 }
 
@@ -244,12 +253,10 @@ fn method(m: Method) -> reqwless::request::Method {
     }
 }
 
-/// The headers to send after `Host` and `Content-Length`: the request's, `Authorization`,
-/// and `Connection: close`.
-fn headers<'r, const H: usize>(
-    request: &Request<'r>,
-) -> Result<heapless::Vec<(&'r str, &'r str), H>, InvalidRequest> {
-    let mut out = heapless::Vec::new();
+/// Check the request's headers: valid, none that this transport sets itself, and room for
+/// them, `Authorization` and `Connection: close` within `H`. Returns whether to add
+/// `Connection: close` (unless the request sets `Connection` itself).
+fn check_headers<const H: usize>(request: &Request<'_>) -> Result<bool, InvalidRequest> {
     let mut connection = false;
     for &(name, value) in request.headers {
         if !is_valid_header_name(name) || !is_valid_header_value(value) {
@@ -263,21 +270,95 @@ fn headers<'r, const H: usize>(
             return Err(InvalidRequest::ReservedHeader);
         }
         connection |= name.eq_ignore_ascii_case("connection");
-        out.push((name, value))
-            .map_err(|_| InvalidRequest::TooManyHeaders)?;
     }
-    if let Some(authorization) = request.authorization {
-        if !is_valid_header_value(authorization) {
-            return Err(InvalidRequest::Header);
+    if let Some(authorization) = request.authorization
+        && !is_valid_header_value(authorization)
+    {
+        return Err(InvalidRequest::Header);
+    }
+    let count = request.headers.len()
+        + usize::from(request.authorization.is_some())
+        + usize::from(!connection);
+    if count > H {
+        return Err(InvalidRequest::TooManyHeaders);
+    }
+    Ok(!connection)
+}
+
+/// `n` in decimal, in `buf`.
+fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &str {
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
-        out.push(("Authorization", authorization))
-            .map_err(|_| InvalidRequest::TooManyHeaders)?;
     }
-    if !connection {
-        out.push(("Connection", "close"))
-            .map_err(|_| InvalidRequest::TooManyHeaders)?;
-    }
-    Ok(out)
+    core::str::from_utf8(&buf[start..]).unwrap_or("0")
+}
+
+/// The `i`-th piece of the request on the wire, `None` after the last: the request line,
+/// `Host` (with the port, as in the URL), `Content-Length` when `len` is given, the request's
+/// headers, `Authorization`, `Connection: close` when `close`, the empty line, the body.
+fn request_piece<'r>(
+    request: &Request<'r>,
+    target: &Target<'r>,
+    len: Option<&'r str>,
+    close: bool,
+    mut i: usize,
+) -> Option<&'r [u8]> {
+    // nourl's (and so reqwless's) path: from the first `/` after the authority, or `/`.
+    let path = match target.url.split_once("://") {
+        Some((_, rest)) => rest.get(target.authority.len()..).unwrap_or(""),
+        None => "",
+    };
+    let path = if path.is_empty() { "/" } else { path };
+    let piece: &str = 'piece: {
+        let head = [
+            request.method.as_str(),
+            " ",
+            path,
+            " HTTP/1.1\r\nHost: ",
+            target.authority,
+            "\r\n",
+        ];
+        if let Some(p) = head.get(i) {
+            break 'piece p;
+        }
+        i -= head.len();
+        if let Some(len) = len {
+            if let Some(p) = ["Content-Length: ", len, "\r\n"].get(i) {
+                break 'piece p;
+            }
+            i -= 3;
+        }
+        if let Some(&(name, value)) = request.headers.get(i / 4)
+            && let Some(p) = [name, ": ", value, "\r\n"].get(i % 4)
+        {
+            break 'piece p;
+        }
+        i -= request.headers.len() * 4;
+        if let Some(authorization) = request.authorization {
+            if let Some(p) = ["Authorization: ", authorization, "\r\n"].get(i) {
+                break 'piece p;
+            }
+            i -= 3;
+        }
+        if close {
+            if i == 0 {
+                break 'piece "Connection: close\r\n";
+            }
+            i -= 1;
+        }
+        match i {
+            0 => break 'piece "\r\n",
+            1 if !request.body.is_empty() => return Some(request.body),
+            _ => return None,
+        }
+    };
+    Some(piece.as_bytes())
 }
 
 /// The parts of a URL this transport needs, checked.
@@ -383,6 +464,7 @@ impl<C: Write> Write for Conn<C> {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
 
     #[test]
@@ -410,29 +492,55 @@ mod tests {
         }
     }
 
+    fn head<const H: usize>(r: &Request<'_>) -> Result<std::string::String, InvalidRequest> {
+        let close = check_headers::<H>(r)?;
+        let target = Target::parse(r.url)?;
+        let mut len = [0u8; 20];
+        let len = sends_body(r).then(|| decimal(r.body.len(), &mut len));
+        let mut out = std::vec::Vec::new();
+        let mut i = 0;
+        while let Some(p) = request_piece(r, &target, len, close, i) {
+            out.extend_from_slice(p);
+            i += 1;
+        }
+        Ok(std::string::String::from_utf8(out).unwrap())
+    }
+
     #[test]
-    fn header_list() {
+    fn request_on_the_wire() {
         let hs = [
             ("Content-Type", "application/x-www-form-urlencoded"),
             ("Accept", "application/json"),
         ];
-        let mut r = Request::new(Method::Post, "http://h/t").headers(&hs);
+        let mut r = Request::new(Method::Post, "http://h:8080/t?x=1#f")
+            .headers(&hs)
+            .body(b"a=b");
         r.authorization = Some("Basic YTpi");
-        let out = headers::<16>(&r).unwrap();
         assert_eq!(
-            out.as_slice(),
-            &[
-                ("Content-Type", "application/x-www-form-urlencoded"),
-                ("Accept", "application/json"),
-                ("Authorization", "Basic YTpi"),
-                ("Connection", "close"),
-            ]
+            head::<16>(&r).unwrap(),
+            "POST /t?x=1 HTTP/1.1\r\nHost: h:8080\r\nContent-Length: 3\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nAccept: application/json\r\n\
+             Authorization: Basic YTpi\r\nConnection: close\r\n\r\na=b"
         );
-        assert_eq!(headers::<3>(&r), Err(InvalidRequest::TooManyHeaders));
+        assert_eq!(head::<3>(&r), Err(InvalidRequest::TooManyHeaders));
+        assert!(head::<4>(&r).is_ok());
 
         let keep = [("connection", "keep-alive")];
-        let out = headers::<4>(&Request::new(Method::Get, "http://h/").headers(&keep)).unwrap();
-        assert_eq!(out.as_slice(), &[("connection", "keep-alive")]);
+        assert_eq!(
+            head::<1>(&Request::new(Method::Get, "http://h").headers(&keep)).unwrap(),
+            "GET / HTTP/1.1\r\nHost: h\r\nconnection: keep-alive\r\n\r\n"
+        );
+        assert_eq!(
+            head::<1>(&Request::new(Method::Post, "https://h/")).unwrap(),
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let mut big = [0u8; 20];
+        assert_eq!(
+            decimal(usize::MAX, &mut big),
+            std::format!("{}", usize::MAX)
+        );
+        assert_eq!(decimal(0, &mut big), "0");
+        assert_eq!(decimal(1234, &mut big), "1234");
 
         for bad in [
             [("Host", "evil")],
@@ -440,23 +548,23 @@ mod tests {
             [("transfer-encoding", "chunked")],
         ] {
             let r = Request::new(Method::Get, "http://h/").headers(&bad);
-            assert_eq!(headers::<4>(&r), Err(InvalidRequest::ReservedHeader));
+            assert_eq!(check_headers::<4>(&r), Err(InvalidRequest::ReservedHeader));
         }
         let twice = [("Authorization", "Bearer x")];
         let mut r = Request::new(Method::Get, "http://h/").headers(&twice);
         assert!(
-            headers::<4>(&r).is_ok(),
+            check_headers::<4>(&r).is_ok(),
             "an Authorization header alone is the caller's choice"
         );
         r.authorization = Some("Bearer y");
-        assert_eq!(headers::<4>(&r), Err(InvalidRequest::ReservedHeader));
+        assert_eq!(check_headers::<4>(&r), Err(InvalidRequest::ReservedHeader));
 
         let injected = [("X-A", "1\r\nX-B: 2")];
         let r = Request::new(Method::Get, "http://h/").headers(&injected);
-        assert_eq!(headers::<4>(&r), Err(InvalidRequest::Header));
+        assert_eq!(check_headers::<4>(&r), Err(InvalidRequest::Header));
         let mut r = Request::new(Method::Get, "http://h/");
         r.authorization = Some("Bearer a\r\nX: y");
-        assert_eq!(headers::<4>(&r), Err(InvalidRequest::Header));
+        assert_eq!(check_headers::<4>(&r), Err(InvalidRequest::Header));
     }
 
     #[test]
