@@ -17,9 +17,12 @@
 # Flash is text + data, RAM is data + bss (llvm-size's Berkeley format; the call stack is not
 # in it). 1 KB = 1024 bytes.
 #
-# The budget (1): flash <= 52 KB and RAM excluding the user's buffers <= 14 KB. With
-# ALF_ENFORCE_SIZE_BUDGET=1 the script fails when either is exceeded by more than 10 %;
-# otherwise it reports the verdict and exits 0 (the budget is not met yet). The user's buffers are those whose size the
+# The budget (1): flash <= 52 KB and RAM excluding the user's buffers <= 14 KB, each with a
+# 10 % tolerance. The RAM budget is met and enforced: the script fails when it is exceeded by
+# more than 10 %. The flash budget is not met yet (see examples/SIZE-LOG.md for where the
+# bytes go): the script fails when flash grows past FLASH_CEILING (today's size plus a small
+# margin, so that regressions are caught), and against the budget itself only with
+# ALF_ENFORCE_SIZE_BUDGET=1. The user's buffers are those whose size the
 # application chooses, all named in examples/embassy-firmware/src/main.rs:
 #   - TCP_STATE: the TCP socket buffers (`TcpClientState<SOCKETS, TX, RX>`), size from llvm-nm;
 #   - API_RX: the buffer `send()` reads the API response into, size from llvm-nm;
@@ -37,6 +40,9 @@ ROOT=$PWD
 KB=1024
 FLASH_BUDGET=$((52 * KB))
 RAM_BUDGET=$((14 * KB))
+# Until the flash budget is met: the most flash the firmware may take (72.0 KB measured, see
+# examples/SIZE-LOG.md). Lower it as the firmware shrinks.
+FLASH_CEILING=$((75 * KB))
 PARSE_GOAL=$((12 * KB))
 TOLERANCE_PCT=10
 
@@ -92,8 +98,20 @@ f_verdict=$(verdict "$flash" "$FLASH_BUDGET")
 r_verdict=$(verdict "$ram_core" "$RAM_BUDGET")
 printf '  budget: flash %s <= %s: %s\n' "$(kb "$flash")" "$(kb "$FLASH_BUDGET")" "$f_verdict"
 printf '  budget: RAM excluding user buffers %s <= %s: %s\n' "$(kb "$ram_core")" "$(kb "$RAM_BUDGET")" "$r_verdict"
-if ((flash * 100 > FLASH_BUDGET * (100 + TOLERANCE_PCT))) || ((ram_core * 100 > RAM_BUDGET * (100 + TOLERANCE_PCT))); then
+printf '  flash ceiling until the budget is met: %s <= %s: %s\n' "$(kb "$flash")" "$(kb "$FLASH_CEILING")" \
+    "$( ((flash <= FLASH_CEILING)) && echo ok || echo EXCEEDED)"
+if ((flash * 100 > FLASH_BUDGET * (100 + TOLERANCE_PCT))); then
     failed=1
+fi
+# Enforced on every run: the RAM budget, and the flash ceiling.
+hard_failed=0
+if ((ram_core * 100 > RAM_BUDGET * (100 + TOLERANCE_PCT))); then
+    echo "  RAM budget exceeded by more than ${TOLERANCE_PCT} %"
+    hard_failed=1
+fi
+if ((flash > FLASH_CEILING)); then
+    echo "  flash grew past the ceiling"
+    hard_failed=1
 fi
 
 echo
@@ -150,11 +168,14 @@ else
 fi
 
 echo
+if ((hard_failed)); then
+    echo "size budget: FAILED (RAM budget or flash ceiling, examples/embassy-firmware, see above)"
+    exit 1
+fi
 if ((failed)); then
-    # The budget is the project's goal, not yet met: report it loudly, and fail only when
-    # asked (ALF_ENFORCE_SIZE_BUDGET=1), so that CI shows the figures on every run without
-    # blocking every change until the size work is done.
-    echo "size budget: NOT MET (examples/embassy-firmware, see above)"
+    # The flash budget is the project's goal, not yet met: report it loudly, and fail only
+    # when asked (ALF_ENFORCE_SIZE_BUDGET=1); the ceiling above catches regressions meanwhile.
+    echo "size budget: RAM met; flash NOT MET (examples/embassy-firmware, see above and examples/SIZE-LOG.md)"
     if [[ "${ALF_ENFORCE_SIZE_BUDGET:-0}" == 1 ]]; then exit 1; fi
     exit 0
 fi

@@ -18,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
+mod json;
 pub mod machine;
 pub mod policy;
 pub mod request;
