@@ -58,8 +58,13 @@ struct Shared<const N: usize> {
     completed: u32,
     /// How the last fetch failed, for the callers that waited on it.
     last_error: Option<Error<embedded_io::ErrorKind>>,
-    /// A token was just rejected: the store probably holds it, so do not load it back.
-    skip_store: bool,
+    /// Fingerprint of the last token a server rejected: the store may still hold it, so it is
+    /// not loaded back (a different token in the store is; and the store's fetch lock is still
+    /// taken, so that a 401 seen by a whole fleet costs one token request).
+    rejected: Option<u64>,
+    /// Running [`Client::keep_fresh`] loops. While one runs, callers leave due refreshes to it
+    /// and keep using the valid token, so that no request waits for a renewal.
+    refreshers: u32,
     /// After the token endpoint rejected the credentials: no new token request before this.
     cooldown_until: Option<Instant>,
     /// Callers fetching or queued to fetch (see [`Pending`]). A `Fetching` state with none is
@@ -84,11 +89,46 @@ impl<const N: usize> Drop for Pending<'_, N> {
     }
 }
 
+/// Counts a running [`Client::keep_fresh`] loop for as long as it lives, drop included.
+struct Refresher<'a, const N: usize>(&'a maitake_sync::blocking::Mutex<Shared<N>>);
+
+impl<'a, const N: usize> Refresher<'a, N> {
+    fn new(shared: &'a maitake_sync::blocking::Mutex<Shared<N>>) -> Self {
+        shared.with_lock(|s| s.refreshers += 1);
+        Self(shared)
+    }
+}
+
+impl<const N: usize> Drop for Refresher<'_, N> {
+    fn drop(&mut self) {
+        self.0.with_lock(|s| s.refreshers -= 1);
+    }
+}
+
+/// A 64-bit FNV-1a hash of a token, to recognise a rejected token in the store without
+/// keeping a copy of it.
+fn fingerprint<const N: usize>(t: &crate::machine::Token<N>) -> u64 {
+    fingerprint_bytes(t.access_token().secret().as_bytes())
+}
+
+fn fingerprint_bytes(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 struct Io<T, S, const RX: usize> {
     transport: T,
     store: S,
     key: Option<String<64>>,
+    /// Token responses and stored tokens are read here; wiped after each use and on drop.
     rx: [u8; RX],
+}
+
+impl<T, S, const RX: usize> Drop for Io<T, S, RX> {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.rx[..]);
+    }
 }
 
 /// An OAuth 2.0 client credentials client.
@@ -170,7 +210,6 @@ enum Decision {
     Fetch {
         attempt: u8,
         refreshing: bool,
-        use_store: bool,
     },
 }
 
@@ -200,6 +239,12 @@ impl<const N: usize> Shared<N> {
         match self.state.take() {
             State::Valid(v) => match v.check(now) {
                 Check::Fresh(v) => {
+                    self.state = State::Valid(v);
+                    true
+                }
+                // A background refresher will renew it: use the token, still valid, meanwhile.
+                // (Once it expires, callers fetch themselves, as without a refresher.)
+                Check::RefreshDue(v) if self.refreshers > 0 => {
                     self.state = State::Valid(v);
                     true
                 }
@@ -269,7 +314,6 @@ impl<const N: usize> Shared<N> {
         Decision::Fetch {
             attempt,
             refreshing,
-            use_store: !self.skip_store,
         }
     }
 
@@ -328,7 +372,7 @@ impl<const N: usize> Shared<N> {
         self.state = State::Valid(v);
         self.completed = self.completed.wrapping_add(1);
         self.last_error = None;
-        self.skip_store = false;
+        self.rejected = None;
         self.cooldown_until = None;
         AttemptOutcome::Done
     }
@@ -419,7 +463,8 @@ where
                 ctx,
                 completed: 0,
                 last_error: None,
-                skip_store: false,
+                rejected: None,
+                refreshers: 0,
                 cooldown_until: None,
                 pending: 0,
             }),
@@ -514,18 +559,24 @@ where
     pub fn invalidate(&self, generation: u32) {
         self.shared.with_lock(|s| {
             s.state = match s.state.take() {
-                State::Valid(v) => match v.invalidate(generation) {
-                    Ok(expired) => {
-                        debug!("alf: token generation {} rejected, dropped", generation);
-                        s.skip_store = true;
-                        State::Expired(expired)
+                State::Valid(v) => {
+                    let print = fingerprint(v.token());
+                    match v.invalidate(generation) {
+                        Ok(expired) => {
+                            debug!("alf: token generation {} rejected, dropped", generation);
+                            s.rejected = Some(print);
+                            State::Expired(expired)
+                        }
+                        Err(v) => State::Valid(v),
                     }
-                    Err(v) => State::Valid(v),
-                },
+                }
                 // A refresh is running and the old token was rejected: stop serving it.
                 State::Fetching(f) => {
+                    let print = f.stale(Instant::ZERO).map(fingerprint);
                     let (f, dropped) = f.reject_stale(generation);
-                    s.skip_store |= dropped;
+                    if dropped {
+                        s.rejected = print;
+                    }
                     State::Fetching(f)
                 }
                 other => other,
@@ -551,7 +602,12 @@ where
     /// Keep the token fresh in the background: refresh it when it is due, so that requests
     /// never wait for a token in steady state. Never returns; run it in its own task. Failed
     /// fetches are retried after the retry policy's `backoff_max`.
+    ///
+    /// While it runs, callers that find the token due for refresh keep using it (it is still
+    /// valid) and leave the refresh to this loop, so no request waits for a renewal in steady
+    /// state. When this future is dropped, callers go back to refreshing on demand.
     pub async fn keep_fresh(&self) {
+        let _registered = Refresher::new(&self.shared);
         loop {
             if let Some(at) = self.poll_at() {
                 self.clock.sleep_until(at).await;
@@ -582,23 +638,21 @@ where
 
     async fn fetch_locked(&self, io: &mut Io<T, S, RX>, seen: u32) -> Result<(), Error<T::Error>> {
         let now = self.clock.now();
-        let use_store = match self.shared.with_lock(|s| s.decide(now, seen)) {
+        match self.shared.with_lock(|s| s.decide(now, seen)) {
             Decision::Use => return Ok(()),
             Decision::Failed(e) => return Err(Error::from_shared(e)),
             Decision::Fetch {
                 attempt,
                 refreshing,
-                use_store,
             } => {
                 debug!(
                     "alf: fetching a token (attempt {}, refresh {})",
                     attempt, refreshing
                 );
-                use_store
             }
-        };
+        }
         let mut locked = false;
-        if S::ENABLED && use_store && self.clock.unix_time().is_some() {
+        if S::ENABLED && self.clock.unix_time().is_some() {
             if self.load_from_store(io).await {
                 return Ok(());
             }
@@ -697,7 +751,10 @@ where
                     Err(Error::Transport(kind))
                 }
             };
-            match self.shared.with_lock(|s| s.complete(now, result)) {
+            let outcome = self.shared.with_lock(|s| s.complete(now, result));
+            // The response (and the token in it) has been read: no copy stays behind.
+            zeroize::Zeroize::zeroize(&mut io.rx[..]);
+            match outcome {
                 AttemptOutcome::Done => {
                     if S::ENABLED {
                         self.save_to_store(io, now).await;
@@ -723,7 +780,10 @@ where
 
     /// `true` when a usable token was loaded from the store.
     async fn load_from_store(&self, io: &mut Io<T, S, RX>) -> bool {
-        self.try_load_from_store(io).await.is_some()
+        let loaded = self.try_load_from_store(io).await.is_some();
+        // The stored value was read into the token-response buffer: no copy stays behind.
+        zeroize::Zeroize::zeroize(&mut io.rx[..]);
+        loaded
     }
 
     async fn try_load_from_store(&self, io: &mut Io<T, S, RX>) -> Option<()> {
@@ -742,14 +802,20 @@ where
             return None;
         }
         let token = AccessToken::<N>::from_token(loaded.access_token)?;
-        let remaining = Duration::from_secs(loaded.expires_at_unix.checked_sub(unix_now)?);
-        // A stored token that is already within the refresh margin would be refreshed at
-        // once anyway (and its lifetime is unknown, so the margin cannot be halved for it).
-        if remaining <= self.config.refresh.margin {
-            return None;
-        }
+        // Whole seconds: `unix_now` is rounded down, so the present may be up to a second
+        // later than it says. Counting from the next second never keeps the token past its
+        // real expiry (saving rounds the other way: it never stores a later expiry).
+        let remaining = Duration::from_secs(
+            loaded
+                .expires_at_unix
+                .checked_sub(unix_now.checked_add(1)?)?,
+        );
         let now = self.clock.now();
         self.shared.with_lock(|s| {
+            // The token a server just rejected: fetch a new one instead.
+            if s.rejected == Some(fingerprint_bytes(token.secret().as_bytes())) {
+                return None;
+            }
             // During a refresh the store usually holds the very token being refreshed (this
             // client saved it). Adopting it again would push its refresh towards its expiry,
             // over and over: only a newer token, saved by another process, counts.
@@ -759,6 +825,8 @@ where
             {
                 return None;
             }
+            // Its refresh is scheduled from the remaining lifetime, with the margin capped at
+            // half of it, as for a fetched token; one that is already due is not adopted.
             let v = Valid::adopt(&mut s.ctx, token, now, remaining)?;
             match v.check(now) {
                 Check::Fresh(v) => {

@@ -1677,9 +1677,12 @@ fn manual_mock_clock_lets_keep_fresh_refresh_exactly_at_refresh_at() {
 }
 
 #[test]
-fn a_stored_token_within_the_refresh_margin_is_not_adopted() {
-    // T1 lives 100 s; the default margin is 60 s. A second client 50 s later finds 50 s left:
-    // that token is already due, so it fetches its own.
+fn a_stored_token_is_adopted_with_its_refresh_scheduled_from_what_is_left() {
+    // T1 lives 100 s, and the default 60 s margin is more than half of that. A second client
+    // 50 s later finds 50 s left (49 s counted: the Unix seconds are rounded down): it adopts
+    // the token and schedules its refresh with the margin capped at half of that, 24.5 s,
+    // like for a fetched token. (A margin check against the whole 60 s refused every stored
+    // token of 120 s or less: a fleet never shared short-lived tokens.)
     let clock = MockClock::new();
     clock.set_unix_time(Some(UNIX));
     let mut store = MemoryStore::<256>::new();
@@ -1688,9 +1691,28 @@ fn a_stored_token_within_the_refresh_margin_is_not_adopted() {
         block_on(first.token()).unwrap();
     }
     clock.advance(Duration::from_secs(50));
-    let second = with_store(config(), script::<16>(&[token(T2)]), &clock, &mut store);
-    assert_eq!(token_of(&second), "t2");
-    // With 61 s left it would have been adopted.
+    clock.set_unix_time(Some(UNIX + 50));
+    let second = with_store(config(), script::<16>(&[]), &clock, &mut store);
+    assert_eq!(token_of(&second), "t1");
+    assert_eq!(sent(&second), 0);
+    assert_eq!(
+        second.poll_at(),
+        Some(secs(50) + Duration::from_millis(24_500))
+    );
+    drop(second);
+    // With 1 s left (0 counted) it is not adopted: a new token is fetched.
+    clock.advance(Duration::from_secs(49));
+    clock.set_unix_time(Some(UNIX + 99));
+    let third = with_store(config(), script::<16>(&[token(T2)]), &clock, &mut store);
+    assert_eq!(token_of(&third), "t2");
+}
+
+#[test]
+fn a_loaded_token_never_outlives_its_stored_expiry() {
+    // The wall clock says UNIX + 10 for anything from UNIX + 10.0 to UNIX + 10.999: the token
+    // stored with expiry UNIX + 100 is counted from UNIX + 11, so it is dropped 89 s after the
+    // load at the latest, never after UNIX + 100 (a whole-second count from UNIX + 10 kept it
+    // up to a second too long, and servers answered 401).
     let clock = MockClock::new();
     clock.set_unix_time(Some(UNIX));
     let mut store = MemoryStore::<256>::new();
@@ -1698,7 +1720,104 @@ fn a_stored_token_within_the_refresh_margin_is_not_adopted() {
         let first = with_store(config(), script::<16>(&[token(T1)]), &clock, &mut store);
         block_on(first.token()).unwrap();
     }
-    clock.advance(Duration::from_secs(39));
-    let second = with_store(config(), script::<16>(&[]), &clock, &mut store);
+    clock.advance(Duration::from_secs(10));
+    clock.set_unix_time(Some(UNIX + 10));
+    let second = with_store(config(), script::<16>(&[token(T2)]), &clock, &mut store);
     assert_eq!(token_of(&second), "t1");
+    // Refresh at half of the 89 s counted; expiry 89 s after the load.
+    assert_eq!(
+        second.poll_at(),
+        Some(secs(10) + Duration::from_millis(44_500))
+    );
+    clock.set(secs(10 + 89));
+    assert_eq!(
+        second.state_kind(),
+        StateKind::Valid,
+        "nothing happens without a call"
+    );
+    assert_eq!(
+        token_of(&second),
+        "t2",
+        "t1 must not be served at its expiry"
+    );
+}
+
+#[test]
+fn after_a_401_another_token_in_the_store_is_adopted_without_a_fetch() {
+    // The client's token t1 is rejected; meanwhile another process saved t2. The next call
+    // takes t2 from the store (t1, still stored by another process, would not be taken).
+    let clock = MockClock::new();
+    clock.set_unix_time(Some(UNIX));
+    let key = config().store_key();
+    let mut store = MemoryStore::<256>::new();
+    let client = with_store(
+        config(),
+        script::<16>(&[
+            token(T1),
+            Expect::get(API).bearer("t1").respond(401, b""),
+            Expect::get(API).bearer("t2").respond(200, b"ok"),
+        ]),
+        &clock,
+        &mut store,
+    );
+    block_on(client.token()).unwrap();
+    block_on(client.with_store_ref(|s| save(s, &key, "t2", UNIX + 100)));
+    let mut rx = [0u8; 64];
+    let response = block_on(client.send(&Request::new(Method::Get, API), &mut rx)).unwrap();
+    assert_eq!(response.status, 200);
+    done(&client);
+}
+
+#[test]
+fn after_a_401_the_rejected_token_in_the_store_is_skipped_and_the_lock_still_taken() {
+    // A 401 seen by a whole fleet must cost one token request: the client that was rejected
+    // goes through the store's fetch lock as usual, only refusing to adopt the rejected token.
+    let clock = MockClock::new();
+    clock.set_unix_time(Some(UNIX));
+    let key = config().store_key();
+    let mut store = Counting::<MemoryStore<256>>::default();
+    let client = with_store(
+        config(),
+        script::<16>(&[
+            token(T1),
+            Expect::get(API).bearer("t1").respond(401, b""),
+            token(T2),
+            Expect::get(API).bearer("t2").respond(200, b"ok"),
+        ]),
+        &clock,
+        &mut store,
+    );
+    block_on(client.token()).unwrap();
+    block_on(client.with_store_ref(|s| s.calls.clear()));
+    let mut rx = [0u8; 64];
+    let response = block_on(client.send(&Request::new(Method::Get, API), &mut rx)).unwrap();
+    assert_eq!(response.status, 200);
+    done(&client);
+    let calls = block_on(client.with_store_ref(|s| s.calls.clone()));
+    assert_eq!(calls, ["load", "try_lock", "load", "save", "unlock"]);
+    drop(client);
+    assert_eq!(stored(&mut store.inner, &key).unwrap().0, "t2");
+}
+
+#[test]
+fn while_keep_fresh_runs_callers_use_the_due_token_and_leave_the_refresh_to_it() {
+    let clock = MockClock::new();
+    let client = client(config(), &clock, &[token(T1), token(T2)]);
+    assert_eq!(token_of(&client), "t1");
+    clock.set(secs(50));
+    {
+        // keep_fresh registered (polled once: it sleeps, as the clock is not advanced for it).
+        let mut refresher = core::pin::pin!(client.keep_fresh());
+        let waker = core::task::Waker::noop();
+        let mut cx = core::task::Context::from_waker(waker);
+        let _ = core::future::Future::poll(refresher.as_mut(), &mut cx);
+        // Due, but a refresher runs: the still-valid t1, no request, no waiting.
+        assert_eq!(token_of(&client), "t1");
+        assert_eq!(sent(&client), 1);
+        assert_eq!(client.state_kind(), StateKind::Valid);
+    }
+    // keep_fresh dropped: callers refresh on demand again.
+    assert_eq!(token_of(&client), "t2");
+    assert_eq!(sent(&client), 2);
+    done(&client);
 }

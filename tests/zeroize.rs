@@ -240,14 +240,9 @@ fn a_boxed_access_token_is_wiped_before_it_is_freed() {
 
 /// The core client in a box: it holds the token, and its receive buffer held the token
 /// response. Neither may reach the allocator unwiped.
-///
-/// Ignored until the core wipes its receive buffer: `Client`'s `rx` (`[u8; RX]` in `Io`,
-/// `src/client.rs`) still holds the last token response (and the unescaped token in its
-/// scratch part) after parsing, and is not wiped on drop. Everything else the client holds
-/// (the config, the cached token) is wiped: a second, longer token response over the first
-/// leaves no trace of the first token.
+/// That includes the receive buffer (`rx` in `src/client.rs`), which held the token response
+/// and the unescaped token: it is wiped after each response and on drop.
 #[test]
-#[ignore = "alf::Client does not wipe its token-response buffer (rx) yet"]
 fn a_boxed_core_client_with_a_token_is_wiped_before_it_is_freed() {
     const MARKER: &str = "zm-core-Ub58Rk2Hs6Dz";
     let watch = Watch::start(&[MARKER]);
@@ -320,11 +315,7 @@ async fn token_endpoint() -> std::net::SocketAddr {
 /// alf-reqwest's own memory (the core client, in an `Arc`) is wiped before it is freed.
 /// reqwest's and hyper's buffers are not alf's and keep copies (counted and printed, not
 /// asserted; see SECURITY.md).
-///
-/// Ignored for the same reason as the core client's test: the core's receive buffer, which
-/// `ReqwestTransport` streams the token response into, is not wiped.
 #[test]
-#[ignore = "alf::Client does not wipe its token-response buffer (rx) yet"]
 fn an_alf_reqwest_client_with_a_token_is_wiped_before_it_is_freed() {
     let watch = Watch::start(&[REQWEST_MARKER]);
     let rt = tokio::runtime::Builder::new_current_thread()
