@@ -111,5 +111,10 @@ done
 step "firmware code size: examples/embassy-firmware against the budget, Wi-Fi boards for information"
 bash examples/size-report.sh
 
+step "benchmarks crate (benches/, outside the workspace): format, clippy, CI-sized load runs"
+cargo fmt --manifest-path benches/Cargo.toml --check
+cargo clippy -q --manifest-path benches/Cargo.toml --all-targets -- -D warnings
+bash benches/ci-quick.sh
+
 step "fuzzing: every cargo-fuzz target for 15 s on stable (fails on any crash)"
 bash fuzz/run.sh 15
