@@ -35,6 +35,10 @@ const INVALID_CLIENT: &[u8] = br#"{"error":"invalid_client","error_description":
 type Scripted = ScriptedTransport<32>;
 
 fn config_with_retry(retry: RetryPolicy) -> Config {
+    // Under tests/run.sh every log line of this test binary is captured (at TRACE) and checked
+    // for the client secret.
+    alf_test_hygiene::secret("s3cret");
+    alf_test_hygiene::init();
     Config::builder(TOKEN_URL, "client", "s3cret")
         .refresh_policy(RefreshPolicy::DEFAULT.jitter(Duration::ZERO))
         .retry_policy(retry.jitter(Duration::ZERO))

@@ -41,6 +41,10 @@ type TestClient<'c> = Client<Scripted, &'c MockClock>;
 type Failure = Error<MockError>;
 
 fn builder() -> ConfigBuilder<'static> {
+    // Under tests/run.sh every log line of this test binary is captured (at TRACE) and checked
+    // for the client secret.
+    alf_test_hygiene::secret("s3cret");
+    alf_test_hygiene::init();
     Config::builder(TOKEN_URL, "client", "s3cret")
         .refresh_policy(NO_JITTER)
         .retry_policy(RetryPolicy::DEFAULT.jitter(Duration::ZERO))
