@@ -59,7 +59,7 @@ cargo clippy -q -p alf --lib --target thumbv7em-none-eabihf --features defmt -- 
 
 step "clippy: adapters"
 cargo clippy -q --workspace --exclude alf --all-targets -- -D warnings
-cargo clippy -q -p alf-reqwest --all-targets --features middleware,redis,memcached -- -D warnings
+cargo clippy -q -p alf-reqwest --all-targets --features middleware,redis,memcached,blocking -- -D warnings
 
 step "cross builds of the no_std core"
 for target in "${CORE_TARGETS[@]}"; do
@@ -89,7 +89,7 @@ step "tests (every log record of the host test processes captured at TRACE)"
 capture_dir=$(mktemp -d "${TMPDIR:-/tmp}/alf-log-capture.XXXXXX")
 export ALF_LOG_CAPTURE=$capture_dir
 cargo test --workspace --features alf/testing,alf/log
-cargo test -q -p alf-reqwest --features middleware,redis,memcached --test middleware
+cargo test -q -p alf-reqwest --features middleware,redis,memcached,blocking --test middleware --test blocking
 unset ALF_LOG_CAPTURE
 
 step "secret hygiene: no secret, token or Authorization value in any captured log line"

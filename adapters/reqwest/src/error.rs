@@ -31,8 +31,12 @@ pub enum Error {
     /// a tokio runtime: there is nowhere to spawn the refresh task.
     NoRuntime,
     /// [`Builder::proactive_refresh`](crate::Builder::proactive_refresh) with a token store
-    /// runs the refresh on a thread of its own, and the operating system would not start it.
+    /// runs the refresh on a thread of its own, or a [`blocking`](crate::blocking) client
+    /// starts its runtime's thread, and the operating system would not start it.
     Thread(std::io::Error),
+    /// A [`blocking`](crate::blocking) client was called from inside an async runtime, whose
+    /// thread it would block; use the async [`Client`](crate::Client) there.
+    BlockingInRuntime,
 }
 
 impl Error {
@@ -75,7 +79,10 @@ impl fmt::Display for Error {
             Self::NoRuntime => {
                 f.write_str("proactive refresh needs a tokio runtime (build the client inside one)")
             }
-            Self::Thread(e) => write!(f, "cannot start the proactive refresh thread: {e}"),
+            Self::Thread(e) => write!(f, "cannot start a thread for alf: {e}"),
+            Self::BlockingInRuntime => f.write_str(
+                "a blocking alf client was called inside an async runtime (use the async client)",
+            ),
         }
     }
 }
@@ -86,7 +93,7 @@ impl core::error::Error for Error {
             Self::Token(e) => Some(e),
             Self::Http(e) => Some(e),
             Self::Thread(e) => Some(e),
-            Self::Request(_) | Self::NoRuntime => None,
+            Self::Request(_) | Self::NoRuntime | Self::BlockingInRuntime => None,
         }
     }
 }

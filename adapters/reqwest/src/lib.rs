@@ -7,6 +7,8 @@
 // `Error::Token(alf::Error::TokenEndpoint(e))` directly; errors are rare and moved, not copied.
 #![allow(clippy::result_large_err, clippy::large_enum_variant)]
 
+#[cfg(feature = "blocking")]
+pub mod blocking;
 pub mod client;
 pub mod clock;
 pub mod error;
