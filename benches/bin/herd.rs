@@ -17,8 +17,9 @@
 //!
 //! Token requests are counted at the server; the goal is 1 for each herd. Exits 1 when a
 //! cold-start, expiry or revoked-token herd made more than one token request, when the all-401
-//! herd made more than max(3, tasks/10) (each wave of first attempts may drop the token it was
-//! given: see RESULTS-load.md), or when a call failed.
+//! herd made more than max(3, tasks/4) (each wave of first attempts may drop the token it was
+//! given, and how many waves there are depends on scheduling: 7 were seen once on a starved
+//! 2-core machine; see RESULTS-load.md), or when a call failed.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -178,7 +179,7 @@ async fn run(args: Args) -> ExitCode {
         if unauth_tokens != 1 {
             missed_401 += 1;
         }
-        if unauth_tokens as usize > (tasks_401 / 10).max(3) {
+        if unauth_tokens as usize > (tasks_401 / 4).max(3) {
             broken += 1;
         }
         let statuses_ok = ok(&cold, 200)
