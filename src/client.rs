@@ -236,6 +236,11 @@ impl<const N: usize> Shared<N> {
     /// take the I/O lock. Claims a due refresh, so that others keep using the old token
     /// meanwhile.
     fn fast_path(&mut self, now: Instant) -> bool {
+        // The common case, a fresh token, is looked at in place: moving the state out and back
+        // copies the whole token (the state is as large as the token capacity) twice.
+        if self.state.fresh_token(now).is_some() {
+            return true;
+        }
         match self.state.take() {
             State::Valid(v) => match v.check(now) {
                 Check::Fresh(v) => {
@@ -530,6 +535,48 @@ where
                 .with_lock(|s| s.state.usable_token(now).map(lease));
             if let Some(l) = lease {
                 return Ok(l);
+            }
+            // The token expired or was rejected since: get one again.
+        }
+    }
+
+    /// The generation of a valid token, without copying the token: the cached one, or a new
+    /// one from the token endpoint, exactly as [`token`](Self::token) would get it.
+    ///
+    /// For adapters that keep their own form of the token (such as a ready-made
+    /// `Authorization` header value) per generation: while the generation is the one they
+    /// have, they use what they have, and call [`token`](Self::token) only when it changes.
+    /// A generation names one token of this client; it changes when a new token is fetched
+    /// (or loaded from the store), so after a refresh and after [`invalidate`](Self::invalidate).
+    /// The generation returned is that of a token usable at the time of the call: never one
+    /// that has expired or been invalidated. Pass it to [`invalidate`](Self::invalidate) when a
+    /// server rejects the token.
+    ///
+    /// With a fresh token this takes one short critical section and copies nothing, where
+    /// `token()` copies the token (`N` bytes) and wipes the copy when it is dropped.
+    ///
+    /// # Errors
+    /// Those of [`token`](Self::token): the token endpoint, the transport, or the response.
+    pub async fn generation(&self) -> Result<u32, Error<T::Error>> {
+        let now = self.clock.now();
+        let fresh = self.shared.with_lock(|s| {
+            s.state
+                .fresh_token(now)
+                .map(crate::machine::Token::generation)
+        });
+        if let Some(generation) = fresh {
+            return Ok(generation);
+        }
+        loop {
+            self.ensure_token().await?;
+            let now = self.clock.now();
+            let generation = self.shared.with_lock(|s| {
+                s.state
+                    .usable_token(now)
+                    .map(crate::machine::Token::generation)
+            });
+            if let Some(generation) = generation {
+                return Ok(generation);
             }
             // The token expired or was rejected since: get one again.
         }

@@ -199,6 +199,13 @@ impl<const N: usize> Valid<N> {
         &self.token
     }
 
+    /// `true` when [`check`](Self::check) at `now` would say [`Check::Fresh`]: before the
+    /// refresh time (and so before the expiry). Looks without a transition, so the token is
+    /// neither moved nor copied; use `check` to act on the answer.
+    pub fn is_fresh(&self, now: Instant) -> bool {
+        now < self.token.refresh_at && now < self.token.expires_at
+    }
+
     /// Where the token stands at `now`.
     pub fn check(self, now: Instant) -> Check<N> {
         if now >= self.token.expires_at {
@@ -426,6 +433,15 @@ impl<const N: usize> State<N> {
         match self {
             Self::Valid(v) if now < v.token.expires_at => Some(&v.token),
             Self::Fetching(f) => f.stale(now),
+            _ => None,
+        }
+    }
+
+    /// The token if the state is [`Valid`] and the token is fresh at `now` (see
+    /// [`Valid::is_fresh`]): usable, with no refresh due. A look by reference, no transition.
+    pub fn fresh_token(&self, now: Instant) -> Option<&Token<N>> {
+        match self {
+            Self::Valid(v) if v.is_fresh(now) => Some(&v.token),
             _ => None,
         }
     }

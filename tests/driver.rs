@@ -1825,3 +1825,103 @@ fn while_keep_fresh_runs_callers_use_the_due_token_and_leave_the_refresh_to_it()
     assert_eq!(sent(&client), 2);
     done(&client);
 }
+
+// ---------------------------------------------------------------------------------------------
+// generation(): the token's generation without a copy of the token
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn generation_fetches_like_token_and_matches_its_generation() {
+    let clock = MockClock::new();
+    let client = client(config(), &clock, &[token(T1)]);
+    assert_eq!(client.state_kind(), StateKind::NoToken);
+    let generation = block_on(client.generation()).unwrap();
+    assert_eq!(sent(&client), 1, "generation() fetched the token");
+    assert_eq!(client.state_kind(), StateKind::Valid);
+    let lease = block_on(client.token()).unwrap();
+    assert_eq!(lease.generation, generation);
+    assert_eq!(lease.token.secret(), "t1");
+    // Reused while fresh: no request.
+    clock.set(secs(49));
+    assert_eq!(block_on(client.generation()).unwrap(), generation);
+    assert_eq!(sent(&client), 1);
+    done(&client);
+}
+
+#[test]
+fn generation_changes_after_a_refresh() {
+    let clock = MockClock::new();
+    let client = client(config(), &clock, &[token(T1), token(T2)]);
+    let first = block_on(client.generation()).unwrap();
+    // Due at 50 s (see refresh_is_due_at_half_the_lifetime_when_the_margin_is_larger).
+    clock.set(secs(51));
+    let second = block_on(client.generation()).unwrap();
+    assert_ne!(second, first);
+    assert_eq!(sent(&client), 2, "generation() refreshed the due token");
+    let lease = block_on(client.token()).unwrap();
+    assert_eq!((lease.token.secret(), lease.generation), ("t2", second));
+    done(&client);
+}
+
+#[test]
+fn generation_changes_after_invalidate_and_a_late_invalidate_keeps_it() {
+    let clock = MockClock::new();
+    let client = client(config(), &clock, &[token(T1), token(T2)]);
+    let old = block_on(client.generation()).unwrap();
+    client.invalidate(old);
+    assert_eq!(client.state_kind(), StateKind::Expired);
+    let new = block_on(client.generation()).unwrap();
+    assert_ne!(new, old);
+    assert_eq!(token_of(&client), "t2");
+    client.invalidate(old);
+    assert_eq!(block_on(client.generation()).unwrap(), new);
+    assert_eq!(sent(&client), 2);
+    done(&client);
+}
+
+#[test]
+fn generation_returns_the_errors_of_token() {
+    let clock = MockClock::new();
+    let client = client(
+        config_with_retry(RETRY_EVERYTHING),
+        &clock,
+        &[Expect::post(TOKEN_URL).respond(400, INVALID_CLIENT)],
+    );
+    let err = block_on(client.generation()).unwrap_err();
+    assert_eq!(
+        endpoint_error(&err).code,
+        Some(OAuthErrorCode::InvalidClient)
+    );
+    assert_eq!(err.kind(), ErrorKind::Credentials);
+    assert_eq!(sent(&client), 1);
+    // The credentials cooldown is shared with token(): the same error, no second request.
+    let again = block_on(client.token()).unwrap_err();
+    assert_eq!(again, err);
+    assert_eq!(sent(&client), 1);
+}
+
+#[test]
+fn generation_never_names_an_expired_token() {
+    let clock = MockClock::new();
+    let client = client(
+        config_with_retry(RetryPolicy::NONE),
+        &clock,
+        &[token(T1), status(503), status(503), token(T2)],
+    );
+    let first = block_on(client.generation()).unwrap();
+    // A failed refresh before expiry: the old token is still valid and its generation is
+    // returned (stale-while-revalidate, as with token()).
+    clock.set(secs(60));
+    assert_eq!(block_on(client.generation()).unwrap(), first);
+    assert_eq!(sent(&client), 2);
+    // At expiry exactly the old token is gone: a failed fetch is an error, not its generation.
+    clock.set(secs(100));
+    let err = block_on(client.generation()).unwrap_err();
+    assert_eq!(endpoint_error(&err).status, 503);
+    assert_eq!(sent(&client), 3);
+    // The next fetch succeeds: a new generation.
+    let next = block_on(client.generation()).unwrap();
+    assert_ne!(next, first);
+    assert_eq!(token_of(&client), "t2");
+    done(&client);
+}

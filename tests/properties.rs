@@ -724,6 +724,17 @@ impl Machine {
                 self.now
             );
         }
+        // A fresh token is a valid one before its refresh time, and so never an expired one.
+        if let Some(t) = self.state.fresh_token(self.now) {
+            prop_assert_eq!(self.state.kind(), StateKind::Valid);
+            prop_assert!(self.now < t.refresh_at() && self.now < t.expires_at());
+            prop_assert_eq!(
+                self.state.usable_token(self.now).map(|u| u.generation()),
+                Some(t.generation())
+            );
+        } else if let State::Valid(v) = &self.state {
+            prop_assert!(self.now >= v.token().refresh_at());
+        }
         for t in tokens_of(&self.state, self.now) {
             prop_assert!(t.refresh_at() <= t.expires_at(), "{:?}", t);
             prop_assert!(t.generation() != 0);
@@ -797,17 +808,29 @@ impl Machine {
             }
             (State::Valid(v), Event::Check) => {
                 let t = v.token().clone();
+                // The look by reference agrees with the transition.
+                let fresh = v.is_fresh(now);
                 match v.check(now) {
                     Check::Fresh(v) => {
                         prop_assert!(now < t.refresh_at());
-                        State::Valid(v)
+                        prop_assert!(fresh);
+                        let state = State::Valid(v);
+                        prop_assert_eq!(
+                            state.fresh_token(now).map(|f| f.generation()),
+                            Some(t.generation())
+                        );
+                        state
                     }
                     Check::RefreshDue(v) => {
                         prop_assert!(t.refresh_at() <= now && now < t.expires_at());
-                        State::Valid(v)
+                        prop_assert!(!fresh);
+                        let state = State::Valid(v);
+                        prop_assert!(state.fresh_token(now).is_none());
+                        state
                     }
                     Check::Expired(e) => {
                         prop_assert!(now >= t.expires_at());
+                        prop_assert!(!fresh);
                         prop_assert_eq!(e.last_generation(), t.generation());
                         State::Expired(e)
                     }

@@ -149,11 +149,22 @@ struct Inner<S> {
 struct BearerCache(std::sync::Mutex<Option<(u32, HeaderValue)>>);
 
 impl BearerCache {
-    fn value(&self, lease: &Lease) -> Result<HeaderValue, Error> {
-        let mut cached = self
-            .0
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(u32, HeaderValue)>> {
+        self.0
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The cached value if it is that of token `generation`.
+    fn get(&self, generation: u32) -> Option<HeaderValue> {
+        match &*self.lock() {
+            Some((cached, value)) if *cached == generation => Some(value.clone()),
+            _ => None,
+        }
+    }
+
+    fn value(&self, lease: &Lease) -> Result<HeaderValue, Error> {
+        let mut cached = self.lock();
         if let Some((generation, value)) = &*cached
             && *generation == lease.generation
         {
@@ -299,11 +310,21 @@ impl<S: TokenStore + Send + 'static> Client<S> {
         self.inner.http.execute(second).await.map_err(Error::http)
     }
 
-    /// Put `Authorization: Bearer <token>` on `request`; returns the token's generation. The
-    /// core's copy of the token (a `Lease`, as large as the token capacity) is dropped, and so
+    /// Put `Authorization: Bearer <token>` on `request`; returns the token's generation.
+    ///
+    /// The core is asked only for the generation of a valid token (fetched if needed, as
+    /// `token()` would), which copies nothing; while it is the generation of the cached
+    /// header value, that value is used. Only a new generation costs a `token()` call, whose
+    /// copy of the token (a `Lease`, as large as the token capacity) is dropped, and so
     /// wiped, here rather than kept in the request's future while it is sent.
     async fn authorize(&self, request: &mut reqwest::Request) -> Result<u32, Error> {
-        let lease = self.inner.core.token().await?;
+        let core = &*self.inner.core;
+        let generation = core.generation().await?;
+        if let Some(value) = self.inner.bearer.get(generation) {
+            request.headers_mut().insert(AUTHORIZATION, value);
+            return Ok(generation);
+        }
+        let lease = core.token().await?;
         let value = self.inner.bearer.value(&lease)?;
         request.headers_mut().insert(AUTHORIZATION, value);
         Ok(lease.generation)
