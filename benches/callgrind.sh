@@ -76,6 +76,7 @@ if [ "$what" = all ] || [ "$what" = core ]; then
     echo
     echo "core, alf::testing (ScriptedTransport + MockClock), ${small} and ${large} operations:"
     printf "  %-44s %9d instructions\n" "token() with a valid cached token" "$(per_op token "$small" "$large")"
+    printf "  %-44s %9d instructions\n" "generation() with a valid cached token" "$(per_op generation "$small" "$large")"
     printf "  %-44s %9d instructions\n" "token fetch (request, parse, adopt)" "$(per_op fetch "$small" "$large")"
     printf "  %-44s %9d instructions\n" "parse_token_response" "$(per_op parse "$small" "$large")"
 fi

@@ -9,6 +9,7 @@
 //!   reqwest      COUNT GETs through plain reqwest with a fixed Authorization header
 //!   reqwest-timeout  the same, with the 30 s timeout and redirect policy of `alf-default`
 //!   token        COUNT alf::Client::token() calls with a valid cached token (alf::testing)
+//!   generation   COUNT alf::Client::generation() calls with a valid cached token (no copy)
 //!   fetch        COUNT token fetches through alf::Client (ScriptedTransport + MockClock)
 //!   parse        COUNT alf::response::parse_token_response calls
 //!   serve        (internal) the loopback server, in a child process so that valgrind does not
@@ -39,11 +40,12 @@ fn main() {
         "serve" => serve(),
         "alf" | "alf-default" | "reqwest" | "reqwest-timeout" => requests(&mode, count),
         "token" => token(count),
+        "generation" => generation(count),
         "fetch" => fetch(count),
         "parse" => parse(count),
         _ => {
             eprintln!(
-                "usage: callgrind_requests alf|alf-default|reqwest|reqwest-timeout|token|fetch|parse COUNT"
+                "usage: callgrind_requests alf|alf-default|reqwest|reqwest-timeout|token|generation|fetch|parse COUNT"
             );
             // `cargo bench` runs every bench target without arguments: nothing to do then.
         }
@@ -141,6 +143,17 @@ fn token(count: usize) {
         len += std::hint::black_box(lease.token.header_value()).len();
     }
     println!("token: {} calls, {len} bytes", WARMUP + count);
+}
+
+fn generation(count: usize) {
+    let clock = MockClock::new();
+    let client = warm_core(&clock);
+    let mut sum = 0u64;
+    for _ in 0..WARMUP + count {
+        let generation = embassy_futures::block_on(client.generation()).expect("generation");
+        sum += u64::from(std::hint::black_box(generation));
+    }
+    println!("generation: {} calls, sum {sum}", WARMUP + count);
 }
 
 fn fetch(count: usize) {

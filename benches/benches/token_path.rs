@@ -5,12 +5,15 @@
 //!   MockClock), default token capacity (2048 bytes); `core/token_n512`: the same with a
 //!   512-byte token capacity (a `Lease` copies the token and wipes its whole buffer on drop, so
 //!   the capacity shows in the cost);
+//! - `core/generation`: `generation()`, the generation of the cached token without a copy;
 //! - `core/send`: a resource request through `send` (the script is refilled each time, a push
 //!   onto a heapless queue);
 //! - `reqwest/header_value`: the header made from scratch: `token()` on alf-reqwest's core
 //!   (tokio clock) and a sensitive `HeaderValue` made from the token;
 //!   `reqwest/token_and_cached_header`: what `send` pays now that it keeps the header value
 //!   of the current token generation (the core's `token()` and a clone of the value);
+//!   `reqwest/generation_and_cached_header`: what `send` pays now that it asks the core only
+//!   for the generation (`generation()`, no copy of the token) and clones the cached value;
 //!   `reqwest/fixed_header_clone`: what plain reqwest pays with a prebuilt header (a clone).
 
 mod common;
@@ -54,6 +57,9 @@ fn core(c: &mut Criterion) {
             let token = block_on(client.access_token()).expect("token");
             black_box(token.header_value().len())
         })
+    });
+    g.bench_function("generation", |b| {
+        b.iter(|| black_box(block_on(client.generation()).expect("generation")))
     });
     g.bench_function("token_n512", |b| {
         b.iter(|| {
@@ -101,6 +107,13 @@ fn reqwest(c: &mut Criterion) {
         b.iter(|| {
             let lease = block_on(client.core().token()).expect("token");
             black_box(lease.generation);
+            black_box(cached.clone())
+        })
+    });
+    // What `send` pays now: the generation only (no copy of the token) and the cached value.
+    g.bench_function("generation_and_cached_header", |b| {
+        b.iter(|| {
+            black_box(block_on(client.core().generation()).expect("generation"));
             black_box(cached.clone())
         })
     });
