@@ -7,6 +7,7 @@
 //! disagree. Each test checks that nothing panics, that nothing hangs (a hang guard wraps
 //! every test), the exact result the caller gets, and exactly what the server saw.
 
+mod common;
 #[path = "faults/server.rs"]
 mod server;
 mod support;

@@ -142,7 +142,7 @@ async fn connection(stream: TcpStream, handler: Handler) -> std::io::Result<()> 
     }
 }
 
-async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
+pub async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
     r: &mut R,
 ) -> std::io::Result<Option<Req>> {
     let mut line = String::new();

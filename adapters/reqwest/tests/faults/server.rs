@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 /// A request as the server received it.
@@ -445,63 +445,21 @@ impl FaultServer {
     }
 }
 
+/// The next request, parsed by the tests' loopback server (`common`), stamped when it was
+/// read in full.
 async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(
     r: &mut R,
 ) -> std::io::Result<Option<Seen>> {
-    let mut line = String::new();
-    if r.read_line(&mut line).await? == 0 {
+    let Some(req) = crate::common::read_request(r).await? else {
         return Ok(None);
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_owned();
-    let path = parts.next().unwrap_or_default().to_owned();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h).await? == 0 {
-            return Ok(None);
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((n, v)) = h.split_once(':') {
-            headers.push((n.trim().to_owned(), v.trim().to_owned()));
-        }
-    }
-    let mut req = Seen {
-        method,
-        path,
-        headers,
-        body: Vec::new(),
-        at: Instant::now(),
     };
-    if req
-        .header("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-    {
-        loop {
-            let mut size = String::new();
-            if r.read_line(&mut size).await? == 0 {
-                return Ok(None);
-            }
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            let mut chunk = vec![0; n + 2];
-            r.read_exact(&mut chunk).await?;
-            if n == 0 {
-                break;
-            }
-            req.body.extend_from_slice(&chunk[..n]);
-        }
-    } else if let Some(n) = req
-        .header("content-length")
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        req.body = vec![0; n];
-        r.read_exact(&mut req.body).await?;
-    }
-    req.at = Instant::now();
-    Ok(Some(req))
+    Ok(Some(Seen {
+        method: req.method,
+        path: req.path,
+        headers: req.headers,
+        body: req.body,
+        at: Instant::now(),
+    }))
 }
 
 /// A TCP server that accepts connections, reads whatever comes and never answers: a store (or
