@@ -67,42 +67,53 @@ struct Shared<const N: usize> {
     refreshers: u32,
     /// After the token endpoint rejected the credentials: no new token request before this.
     cooldown_until: Option<Instant>,
-    /// Callers fetching or queued to fetch (see [`Pending`]). A `Fetching` state with none is
+    /// Callers fetching or queued to fetch (counted by [`Counted`]). A `Fetching` state with none is
     /// abandoned: its caller was dropped.
     pending: u32,
 }
 
-/// Counts a caller as fetching, or queued to fetch, for as long as it lives, drop included:
-/// a caller dropped at any `.await` stops counting, so an abandoned fetch is seen at once.
-struct Pending<'a, const N: usize>(&'a maitake_sync::blocking::Mutex<Shared<N>>);
+/// Counts a caller in one of [`Shared`]'s counters for as long as it lives, drop included: a
+/// caller dropped at any `.await` stops counting at once (so an abandoned fetch, or a
+/// `keep_fresh` loop that is gone, is seen at once).
+struct Counted<'a, const N: usize> {
+    shared: &'a maitake_sync::blocking::Mutex<Shared<N>>,
+    counter: fn(&mut Shared<N>) -> &mut u32,
+}
 
-impl<'a, const N: usize> Pending<'a, N> {
-    fn new(shared: &'a maitake_sync::blocking::Mutex<Shared<N>>) -> Self {
-        shared.with_lock(|s| s.pending += 1);
-        Self(shared)
+impl<'a, const N: usize> Counted<'a, N> {
+    /// Count from now on.
+    fn new(
+        shared: &'a maitake_sync::blocking::Mutex<Shared<N>>,
+        counter: fn(&mut Shared<N>) -> &mut u32,
+    ) -> Self {
+        shared.with_lock(|s| *counter(s) += 1);
+        Self::already(shared, counter)
+    }
+
+    /// Take over a count the caller made in its own critical section.
+    fn already(
+        shared: &'a maitake_sync::blocking::Mutex<Shared<N>>,
+        counter: fn(&mut Shared<N>) -> &mut u32,
+    ) -> Self {
+        Self { shared, counter }
     }
 }
 
-impl<const N: usize> Drop for Pending<'_, N> {
+impl<const N: usize> Drop for Counted<'_, N> {
     fn drop(&mut self) {
-        self.0.with_lock(|s| s.pending -= 1);
+        let counter = self.counter;
+        self.shared.with_lock(|s| *counter(s) -= 1);
     }
 }
 
-/// Counts a running [`Client::keep_fresh`] loop for as long as it lives, drop included.
-struct Refresher<'a, const N: usize>(&'a maitake_sync::blocking::Mutex<Shared<N>>);
-
-impl<'a, const N: usize> Refresher<'a, N> {
-    fn new(shared: &'a maitake_sync::blocking::Mutex<Shared<N>>) -> Self {
-        shared.with_lock(|s| s.refreshers += 1);
-        Self(shared)
-    }
+/// Callers fetching or queued to fetch.
+fn pending<const N: usize>(s: &mut Shared<N>) -> &mut u32 {
+    &mut s.pending
 }
 
-impl<const N: usize> Drop for Refresher<'_, N> {
-    fn drop(&mut self) {
-        self.0.with_lock(|s| s.refreshers -= 1);
-    }
+/// Running [`Client::keep_fresh`] loops.
+fn refreshers<const N: usize>(s: &mut Shared<N>) -> &mut u32 {
+    &mut s.refreshers
 }
 
 /// A 64-bit FNV-1a hash of a token, to recognise a rejected token in the store without
@@ -596,7 +607,7 @@ where
         if fast {
             return Ok(());
         }
-        let _pending = Pending(&self.shared);
+        let _pending = Counted::already(&self.shared, pending);
         let mut io = self.io.lock().await;
         self.fetch_locked(&mut io, seen).await
     }
@@ -654,7 +665,7 @@ where
     /// valid) and leave the refresh to this loop, so no request waits for a renewal in steady
     /// state. When this future is dropped, callers go back to refreshing on demand.
     pub async fn keep_fresh(&self) {
-        let _registered = Refresher::new(&self.shared);
+        let _registered = Counted::new(&self.shared, refreshers);
         loop {
             if let Some(at) = self.poll_at() {
                 self.clock.sleep_until(at).await;
@@ -662,7 +673,7 @@ where
             // Through the I/O lock, so that a fetch in flight is waited for, not spun on.
             let seen = self.shared.with_lock(|s| s.completed);
             let result = {
-                let _pending = Pending::new(&self.shared);
+                let _pending = Counted::new(&self.shared, pending);
                 let mut io = self.io.lock().await;
                 self.fetch_locked(&mut io, seen).await
             };
