@@ -3,7 +3,7 @@
 
 pub mod host;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -45,18 +45,35 @@ pub struct RedisServer {
 impl RedisServer {
     /// Start a server on a free port and wait until it accepts connections.
     pub fn start() -> Self {
-        Self::start_on(free_port())
+        alf_test_hygiene::init();
+        // The port was free when chosen, but a server started at the same moment elsewhere
+        // (another test, another process) may take it first: try another one.
+        for _ in 0..10 {
+            let mut server = Self {
+                child: None,
+                port: free_port(),
+            };
+            if server.spawn() {
+                return server;
+            }
+        }
+        panic!("redis-server: no free port after 10 tries");
     }
 
     /// Start a server on `port` and wait until it accepts connections.
     pub fn start_on(port: u16) -> Self {
         alf_test_hygiene::init();
         let mut server = Self { child: None, port };
-        server.spawn();
+        assert!(
+            server.spawn(),
+            "redis-server: port {port} is taken by another process"
+        );
         server
     }
 
-    fn spawn(&mut self) {
+    /// Start the server on `self.port` and wait until it answers. `false` (and the child
+    /// killed) when the port turns out to be served by another process.
+    fn spawn(&mut self) -> bool {
         let bin = redis_server_binary();
         let child = Command::new(&bin)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
@@ -71,8 +88,18 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+            if let Some(pid) =
+                alf_test_hygiene::serving_pid(self.port, b"INFO server\r\n", "process_id:")
+            {
+                let child = self.child.as_mut().unwrap();
+                if pid == child.id() {
+                    return true;
+                }
+                // Ours failed to bind (or will): someone else answers on this port.
+                let _ = child.kill();
+                let _ = child.wait();
+                self.child = None;
+                return false;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 let mut stderr = String::new();
@@ -109,7 +136,11 @@ impl RedisServer {
     /// Start it again on the same port (empty: nothing is persisted).
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        assert!(
+            self.spawn(),
+            "redis-server: port {} was taken by another process",
+            self.port
+        );
     }
 
     /// A plain connection, to look at and tamper with what the store wrote.

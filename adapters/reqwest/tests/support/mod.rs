@@ -3,7 +3,7 @@
 //! install.
 #![allow(dead_code, unreachable_pub)]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,54 +43,73 @@ pub struct Server {
 }
 
 impl Server {
-    fn start(name: &str, mut command: Command, port: u16) -> Self {
+    /// Start `name` on a free port (`command` builds its command line for a port) and wait
+    /// until it answers `query` with its own process id after `marker`. A port chosen free can
+    /// be taken by a server started elsewhere at the same moment: then another port is tried.
+    fn start(name: &str, command: impl Fn(u16) -> Command, query: &[u8], marker: &str) -> Self {
         alf_test_hygiene::init();
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let mut server = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                let mut stderr = String::new();
-                if let Some(mut e) = server.child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+        for _ in 0..10 {
+            let port = free_port();
+            let child = command(port)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+            let mut server = Self { child, port };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let pid = loop {
+                if let Some(pid) = alf_test_hygiene::serving_pid(port, query, marker) {
+                    break pid;
                 }
-                panic!("{name} on port {port} exited at start: {status}\n{stderr}");
+                if let Some(status) = server.child.try_wait().unwrap() {
+                    let mut stderr = String::new();
+                    if let Some(mut e) = server.child.stderr.take() {
+                        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+                    }
+                    panic!("{name} on port {port} exited at start: {status}\n{stderr}");
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{name} on port {port} did not start"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            if pid == server.child.id() {
+                return server;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{name} on port {port} did not start"
-            );
-            std::thread::sleep(Duration::from_millis(10));
+            // Dropping `server` kills our child: another process answers on this port.
         }
-        server
+        panic!("{name}: no free port after 10 tries");
     }
 
     /// `redis-server` (`$ALF_REDIS_SERVER`, else from `PATH`) on a free loopback port, with no
     /// persistence.
     pub fn redis() -> Self {
-        let port = free_port();
-        let mut command = Command::new(binary("redis-server", "ALF_REDIS_SERVER", "redis-server"));
-        command
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(std::env::temp_dir());
-        Self::start("redis-server", command, port)
+        let bin = binary("redis-server", "ALF_REDIS_SERVER", "redis-server");
+        let command = |port: u16| {
+            let mut command = Command::new(&bin);
+            command
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .arg("--dir")
+                .arg(std::env::temp_dir());
+            command
+        };
+        Self::start("redis-server", command, b"INFO server\r\n", "process_id:")
     }
 
     /// `memcached` (`$ALF_MEMCACHED`, else from `PATH`) on a free loopback port, TCP only.
     pub fn memcached() -> Self {
-        let port = free_port();
-        let mut command = Command::new(binary("memcached", "ALF_MEMCACHED", "memcached"));
-        // `-u root` is needed (and only used) when running as root; `-U 0`: no UDP.
-        command.args(["-l", "127.0.0.1", "-p", &port.to_string()]);
-        command.args(["-U", "0", "-m", "16", "-u", "root"]);
-        Self::start("memcached", command, port)
+        let bin = binary("memcached", "ALF_MEMCACHED", "memcached");
+        let command = |port: u16| {
+            let mut command = Command::new(&bin);
+            // `-u root` is needed (and only used) when running as root; `-U 0`: no UDP.
+            command.args(["-l", "127.0.0.1", "-p", &port.to_string()]);
+            command.args(["-U", "0", "-m", "16", "-u", "root"]);
+            command
+        };
+        Self::start("memcached", command, b"stats\r\n", "STAT pid ")
     }
 
     /// `redis://127.0.0.1:<port>/`
