@@ -107,6 +107,7 @@ for example in examples/embassy-firmware examples/embassy-picow; do
     (cd "$example" && cargo fmt --check && cargo clippy -q --release --locked -- -D warnings)
 done
 (cd examples/embassy-firmware && cargo clippy -q --release --locked --features defmt --target-dir target/defmt -- -D warnings)
+(cd examples/embassy-firmware && cargo clippy -q --release --locked --features dhcp-dns --target-dir target/dhcp-dns -- -D warnings)
 
 step "firmware code size: examples/embassy-firmware against the budget, Wi-Fi boards for information"
 bash examples/size-report.sh

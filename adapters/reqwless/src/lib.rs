@@ -12,12 +12,14 @@
 mod fmt;
 
 mod clock;
+mod dns;
 mod error;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
 
 pub use clock::EmbassyClock;
+pub use dns::{StaticDns, UnknownHost};
 pub use error::{Error, InvalidRequest};
 #[cfg(feature = "tls")]
 pub use tls::Tls;

@@ -2,8 +2,11 @@
 //! in a loop over embassy-net.
 //!
 //! - embassy-executor (thread mode) and an embassy-time driver on SysTick (`time_driver.rs`);
-//! - embassy-net with DHCP, DNS and TCP over a network driver without a wire (`no_wire.rs`):
-//!   there is no NIC on a generic Cortex-M, and the point is a realistic link, not a run;
+//! - embassy-net with TCP over a network driver without a wire (`no_wire.rs`): there is no
+//!   NIC on a generic Cortex-M, and the point is a realistic link, not a run. By default the
+//!   minimal build: a static IPv4 address (`ALF_DEVICE_IPV4`) and no DNS (`alf_reqwless::StaticDns`:
+//!   the URLs hold IP literals); with the `dhcp-dns` feature, DHCP and DNS (embassy-net's
+//!   `DnsSocket`), as on most networks;
 //! - alf's `Client` over `alf_reqwless::ReqwlessTransport` (reqwless, plain HTTP) and
 //!   `EmbassyClock`, with alf's default capacities (2 KiB token, 4 KiB token responses).
 //!
@@ -30,6 +33,7 @@ use alf::http::{Method, Request};
 use alf::{Client, Config};
 use alf_reqwless::{EmbassyClock, ReqwlessTransport};
 use embassy_executor::Spawner;
+#[cfg(feature = "dhcp-dns")]
 use embassy_net::dns::DnsSocket;
 use embassy_net::tcp::client::{TcpClient, TcpClientState};
 use embassy_net::{Runner, StackResources};
@@ -58,7 +62,11 @@ const SOCKET_RX: usize = 1024;
 const API_RX_LEN: usize = 1024;
 
 type Tcp = TcpClient<'static, SOCKETS, SOCKET_TX, SOCKET_RX>;
-type Transport = ReqwlessTransport<'static, Tcp, DnsSocket<'static>>;
+#[cfg(feature = "dhcp-dns")]
+type Resolver = DnsSocket<'static>;
+#[cfg(not(feature = "dhcp-dns"))]
+type Resolver = alf_reqwless::StaticDns<'static>;
+type Transport = ReqwlessTransport<'static, Tcp, Resolver>;
 /// alf's defaults: `NoStore`, 2 KiB token capacity, 4 KiB buffer for token responses.
 type OAuthClient = Client<Transport, EmbassyClock>;
 
@@ -66,10 +74,15 @@ static TCP_STATE: ConstStaticCell<TcpClientState<SOCKETS, SOCKET_TX, SOCKET_RX>>
     ConstStaticCell::new(TcpClientState::new());
 static API_RX: ConstStaticCell<[u8; API_RX_LEN]> = ConstStaticCell::new([0; API_RX_LEN]);
 
-/// The stack's sockets: the TCP socket, DNS and DHCP.
-static RESOURCES: ConstStaticCell<StackResources<3>> = ConstStaticCell::new(StackResources::new());
+/// The stack's sockets: the TCP socket, plus DNS and DHCP with `dhcp-dns`.
+#[cfg(feature = "dhcp-dns")]
+const STACK_SOCKETS: usize = 3;
+#[cfg(not(feature = "dhcp-dns"))]
+const STACK_SOCKETS: usize = 1;
+static RESOURCES: ConstStaticCell<StackResources<STACK_SOCKETS>> =
+    ConstStaticCell::new(StackResources::new());
 static TCP: StaticCell<Tcp> = StaticCell::new();
-static DNS: StaticCell<DnsSocket<'static>> = StaticCell::new();
+static DNS: StaticCell<Resolver> = StaticCell::new();
 static CLIENT: StaticCell<OAuthClient> = StaticCell::new();
 
 #[embassy_executor::task]
@@ -107,14 +120,18 @@ async fn main(spawner: Spawner) {
     let seed = 0x0123_4567_89ab_cdef;
     let (stack, runner) = embassy_net::new(
         NoWire::new([0x02, 0x00, 0x00, 0x00, 0x00, 0x17]),
-        embassy_net::Config::dhcpv4(Default::default()),
+        network_config(),
         RESOURCES.take(),
         seed,
     );
     spawner.spawn(net_task(runner).expect("spawn the network task"));
 
     let tcp: &'static Tcp = TCP.init(TcpClient::new(stack, TCP_STATE.take()));
-    let dns: &'static DnsSocket<'static> = DNS.init(DnsSocket::new(stack));
+    #[cfg(feature = "dhcp-dns")]
+    let dns: &'static Resolver = DNS.init(DnsSocket::new(stack));
+    // No DNS: the URLs hold IP literals (a table of names is possible: `StaticDns::new`).
+    #[cfg(not(feature = "dhcp-dns"))]
+    let dns: &'static Resolver = DNS.init(alf_reqwless::StaticDns::literals());
     let transport = ReqwlessTransport::new(tcp, dns).with_timeout(Duration::from_secs(10));
 
     let config = Config::builder(TOKEN_ENDPOINT, CLIENT_ID, CLIENT_SECRET)
@@ -127,4 +144,23 @@ async fn main(spawner: Spawner) {
     stack.wait_config_up().await;
     log!(info, "network up");
     spawner.spawn(api_task(client).expect("spawn the API task"));
+}
+
+/// DHCP (`dhcp-dns`), or the static address `settings::DEVICE_IPV4`.
+#[cfg(feature = "dhcp-dns")]
+fn network_config() -> embassy_net::Config {
+    embassy_net::Config::dhcpv4(Default::default())
+}
+
+/// DHCP (`dhcp-dns`), or the static address `settings::DEVICE_IPV4`.
+#[cfg(not(feature = "dhcp-dns"))]
+fn network_config() -> embassy_net::Config {
+    use embassy_net::{Ipv4Address, Ipv4Cidr, StaticConfigV4};
+    let ([a, b, c, d], prefix) = settings::DEVICE_IPV4;
+    embassy_net::Config::ipv4_static(StaticConfigV4 {
+        address: Ipv4Cidr::new(Ipv4Address::new(a, b, c, d), prefix),
+        // Same subnet as the servers in the default URLs: no gateway needed.
+        gateway: None,
+        dns_servers: Default::default(),
+    })
 }

@@ -3,6 +3,10 @@
 //! Credentials come from the environment at build time (`option_env!`), never from the
 //! source; the defaults are harmless placeholders.
 
+// Each binary uses some of them (alf-parse-only only the secret; `DEVICE_IPV4` is unused with
+// `dhcp-dns`).
+#![allow(dead_code)]
+
 /// Build-time setting `$name`, or `$default` when it is not set.
 macro_rules! setting {
     ($name:literal, $default:literal) => {
@@ -33,3 +37,6 @@ pub const CLIENT_ID: &str = setting!("ALF_CLIENT_ID", "example-device");
 pub const CLIENT_SECRET: &str = setting!("ALF_CLIENT_SECRET", "not-a-secret");
 /// The scope to ask for (`ALF_SCOPE`).
 pub const SCOPE: &str = setting!("ALF_SCOPE", "telemetry:write");
+
+/// The device's static IPv4 address and prefix length, without the `dhcp-dns` feature.
+pub const DEVICE_IPV4: ([u8; 4], u8) = ([10, 42, 0, 17], 24);

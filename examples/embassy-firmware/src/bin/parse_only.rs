@@ -1,7 +1,8 @@
-//! alf's core alone on a Cortex-M4F: build a `Config` and parse a token response with
-//! `alf::response::parse_token_response` (serde-json-core). No executor, no network, no
-//! time driver: the flash this binary takes is what the core's configuration and JSON parsing
-//! cost by themselves.
+//! alf's core with JSON parsing alone, on a Cortex-M4F: parse a token response with
+//! `alf::response::parse_token_response` (alf's JSON scanner, serde-json-core's string
+//! unescaping). No executor, no network, no time driver, no `Config`: the flash this binary
+//! takes is what reading a token response costs by itself (the budget's "core with JSON
+//! parsing alone"). `alf-config-and-parse` adds `Config::build`.
 
 #![no_std]
 #![no_main]
@@ -12,7 +13,6 @@ mod settings;
 
 use core::hint::black_box;
 
-use alf::Config;
 use alf::client::DEFAULT_TOKEN_CAPACITY;
 use alf::http::Response;
 use alf::response::parse_token_response;
@@ -23,7 +23,7 @@ use panic_halt as _;
 #[cfg(feature = "defmt")]
 use {defmt_rtt as _, panic_probe as _};
 
-use settings::{CLIENT_ID, CLIENT_SECRET, SCOPE, TOKEN_ENDPOINT};
+use settings::CLIENT_SECRET;
 
 /// A typical token response (RFC 6749 §5.1), with an escaped character.
 const BODY: &[u8] = br#"{"access_token":"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJkZXZpY2UtMTcifQ.c2ln\/bmF0dXJl","token_type":"Bearer","expires_in":3600,"scope":"telemetry:write"}"#;
@@ -32,21 +32,6 @@ const BODY: &[u8] = br#"{"access_token":"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJkZXZpY2
 fn main() -> ! {
     // `black_box`: the inputs are opaque to the optimiser, so nothing is evaluated at compile
     // time and the whole parser is linked.
-    let config = Config::builder(
-        black_box(TOKEN_ENDPOINT),
-        black_box(CLIENT_ID),
-        black_box(CLIENT_SECRET),
-    )
-    .scope(black_box(SCOPE))
-    .build();
-    let config = match config {
-        Ok(config) => config,
-        Err(e) => {
-            log!(error, "invalid configuration: {}", e);
-            panic!()
-        }
-    };
-    black_box(&config);
     let mut scratch = [0u8; 256];
     loop {
         let response = Response::new(black_box(200), black_box(BODY));
