@@ -187,10 +187,12 @@ fn parse_imf_fixdate(s: &str) -> Option<u64> {
     ) {
         return None;
     }
-    let num = |r: core::ops::Range<usize>| -> Option<u64> {
+    // 32-bit arithmetic (a four-digit year's days and seconds of the day fit): no 64-bit
+    // division on 32-bit targets.
+    let num = |r: core::ops::Range<usize>| -> Option<u32> {
         let part = &b[r];
         if part.iter().all(u8::is_ascii_digit) {
-            Some(part.iter().fold(0u64, |a, d| a * 10 + u64::from(d - b'0')))
+            Some(part.iter().fold(0u32, |a, d| a * 10 + u32::from(d - b'0')))
         } else {
             None
         }
@@ -219,11 +221,12 @@ fn parse_imf_fixdate(s: &str) -> Option<u64> {
     if !(1..=31).contains(&day) || year < 1970 || hour > 23 || min > 59 || sec > 60 {
         return None;
     }
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + min * 60 + sec)
+    let days = u64::from(days_from_civil(year, month, day));
+    Some(days * 86_400 + u64::from(hour * 3600 + min * 60 + sec))
 }
 
-/// Days from 1970-01-01 to the given civil date (proleptic Gregorian, year >= 1970).
-fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+/// Days from 1970-01-01 to the given civil date (proleptic Gregorian, 1970 <= year <= 9999).
+fn days_from_civil(year: u32, month: u32, day: u32) -> u32 {
     // Shift the year so it starts in March: leap days then fall at the end of a year.
     let y = if month <= 2 { year - 1 } else { year };
     let era = y / 400;
@@ -350,6 +353,11 @@ mod tests {
         assert_eq!(
             RetryAfter::parse("Tue, 29 Feb 2028 12:00:00 GMT"),
             Some(RetryAfter::Date(1_835_438_400))
+        );
+        // The largest four-digit date: still exact (the day count is computed in 32 bits).
+        assert_eq!(
+            RetryAfter::parse("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(RetryAfter::Date(253_402_300_799))
         );
         for bad in [
             "",
