@@ -21,6 +21,8 @@ use std::sync::{Mutex, OnceLock};
 
 use base64ct::{Base64, Encoding};
 
+pub mod servers;
+
 /// The environment variable naming the capture directory.
 pub const CAPTURE_ENV: &str = "ALF_LOG_CAPTURE";
 
@@ -241,74 +243,9 @@ pub fn scan(dir: &Path) -> std::io::Result<Report> {
     Ok(report)
 }
 
-/// The process id that the server on loopback `port` reports after `marker` (up to the next
-/// CRLF) in its answer to `query`, if one answers within 2 s: `INFO server\r\n` and
-/// `process_id:` for Redis, `stats\r\n` and `STAT pid ` for Memcached. The test suites use it
-/// to make sure the server answering on a port they picked is the one they started (a port
-/// chosen free can be taken by a server started elsewhere at the same moment).
-pub fn serving_pid(port: u16, query: &[u8], marker: &str) -> Option<u32> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
-        .ok()?;
-    stream.write_all(query).ok()?;
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 1024];
-    loop {
-        let text = String::from_utf8_lossy(&reply);
-        if let Some((_, rest)) = text.split_once(marker)
-            && let Some((pid, _)) = rest.split_once("\r\n")
-        {
-            return pid.trim().parse().ok();
-        }
-        let n = stream.read(&mut buf).ok()?;
-        if n == 0 || reply.len() > 64 * 1024 {
-            return None;
-        }
-        reply.extend_from_slice(&buf[..n]);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A one-connection server that answers any request with `reply`, in two pieces.
-    fn fake_server(reply: &'static [u8]) -> u16 {
-        use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            let _ = s.read(&mut [0u8; 64]).unwrap();
-            let (a, b) = reply.split_at(reply.len() / 2);
-            s.write_all(a).unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            s.write_all(b).unwrap();
-        });
-        port
-    }
-
-    #[test]
-    fn serving_pid_reads_the_pid_after_the_marker() {
-        let redis =
-            fake_server(b"$40\r\n# Server\r\nredis_version:7\r\nprocess_id:4242\r\ntcp_port:1\r\n");
-        assert_eq!(
-            serving_pid(redis, b"INFO server\r\n", "process_id:"),
-            Some(4242)
-        );
-        let memcached = fake_server(b"STAT pid 17\r\nSTAT uptime 3\r\nEND\r\n");
-        assert_eq!(serving_pid(memcached, b"stats\r\n", "STAT pid "), Some(17));
-        let other = fake_server(b"HTTP/1.1 400 Bad Request\r\n\r\n");
-        assert_eq!(serving_pid(other, b"stats\r\n", "STAT pid "), None);
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        assert_eq!(serving_pid(closed, b"stats\r\n", "STAT pid "), None);
-    }
 
     #[test]
     fn whole_words_only() {

@@ -3,128 +3,37 @@
 
 pub mod host;
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Where to find the server: `$ALF_MEMCACHED`, else `memcached` on `PATH`.
-pub fn memcached_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("ALF_MEMCACHED") {
-        return PathBuf::from(path);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("memcached"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "\n\n*** memcached not found on PATH. These tests need a real memcached: install it \
-                 (Debian/Ubuntu: `apt-get install -y --no-install-recommends memcached`) or set \
-                 ALF_MEMCACHED to the binary. ***\n\n"
-            )
-        })
-}
+use alf_test_hygiene::servers::{MEMCACHED, Server};
 
 /// A loopback port nothing listens on (just now).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    alf_test_hygiene::servers::free_port()
 }
 
-/// A running `memcached`, killed on drop.
+/// A running `memcached` on a loopback port, killed on drop (see
+/// `alf_test_hygiene::servers`).
 #[derive(Debug)]
 pub struct MemcachedServer {
-    child: Option<Child>,
+    server: Server,
     pub port: u16,
 }
 
 impl MemcachedServer {
-    /// Start a server on a free port and wait until it accepts connections.
+    /// Start a server on a free port and wait until it answers.
     pub fn start() -> Self {
-        alf_test_hygiene::init();
-        // The port was free when chosen, but a server started at the same moment elsewhere
-        // (another test, another process) may take it first: try another one.
-        for _ in 0..10 {
-            let mut server = Self {
-                child: None,
-                port: free_port(),
-            };
-            if server.spawn() {
-                return server;
-            }
-        }
-        panic!("memcached: no free port after 10 tries");
+        Self::from(Server::start(&MEMCACHED))
     }
 
-    /// Start a server on `port` and wait until it accepts connections.
+    /// Start a server on `port` and wait until it answers.
     pub fn start_on(port: u16) -> Self {
-        alf_test_hygiene::init();
-        let mut server = Self { child: None, port };
-        assert!(
-            server.spawn(),
-            "memcached: port {port} is taken by another process"
-        );
-        server
+        Self::from(Server::start_on(&MEMCACHED, port))
     }
 
-    /// Start the server on `self.port` and wait until it answers. `false` (and the child
-    /// killed) when the port turns out to be served by another process.
-    fn spawn(&mut self) -> bool {
-        let bin = memcached_binary();
-        // `-u root` is needed (and only used) when running as root; `-U 0`: no UDP.
-        let child = Command::new(&bin)
-            .args([
-                "-l",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "0",
-                "-m",
-                "16",
-                "-u",
-                "root",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(pid) = alf_test_hygiene::serving_pid(self.port, b"stats\r\n", "STAT pid ") {
-                let child = self.child.as_mut().unwrap();
-                if pid == child.id() {
-                    return true;
-                }
-                // Ours failed to bind (or will): someone else answers on this port.
-                let _ = child.kill();
-                let _ = child.wait();
-                self.child = None;
-                return false;
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                let mut stderr = String::new();
-                if let Some(mut e) = self.child.as_mut().unwrap().stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
-                }
-                panic!(
-                    "memcached on port {} exited at start: {status}\n{stderr}",
-                    self.port
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "memcached on port {} did not start",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    fn from(server: Server) -> Self {
+        let port = server.port;
+        Self { server, port }
     }
 
     /// `127.0.0.1:<port>`
@@ -134,20 +43,12 @@ impl MemcachedServer {
 
     /// Kill the server (SIGKILL) and wait for it to exit.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.server.kill();
     }
 
     /// Start it again on the same port (empty: nothing is persisted).
     pub fn restart(&mut self) {
-        self.kill();
-        assert!(
-            self.spawn(),
-            "memcached: port {} was taken by another process",
-            self.port
-        );
+        self.server.restart();
     }
 
     /// A plain connection, to look at and tamper with what the store wrote.
@@ -155,12 +56,6 @@ impl MemcachedServer {
         async_memcached::Client::new(format!("tcp://{}", self.addr()))
             .await
             .unwrap()
-    }
-}
-
-impl Drop for MemcachedServer {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

@@ -3,121 +3,37 @@
 
 pub mod host;
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Where to find the server: `$ALF_REDIS_SERVER`, else `redis-server` on `PATH`.
-pub fn redis_server_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("ALF_REDIS_SERVER") {
-        return PathBuf::from(path);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("redis-server"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "\n\n*** redis-server not found on PATH. These tests need a real Redis: install it \
-                 (Debian/Ubuntu: `apt-get install -y --no-install-recommends redis-server`) or set \
-                 ALF_REDIS_SERVER to the binary. ***\n\n"
-            )
-        })
-}
+use alf_test_hygiene::servers::{REDIS, Server};
 
 /// A loopback port nothing listens on (just now).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    alf_test_hygiene::servers::free_port()
 }
 
-/// A running `redis-server`, killed on drop.
+/// A running `redis-server` on a loopback port, killed on drop (see
+/// `alf_test_hygiene::servers`).
 #[derive(Debug)]
 pub struct RedisServer {
-    child: Option<Child>,
+    server: Server,
     pub port: u16,
 }
 
 impl RedisServer {
-    /// Start a server on a free port and wait until it accepts connections.
+    /// Start a server on a free port and wait until it answers.
     pub fn start() -> Self {
-        alf_test_hygiene::init();
-        // The port was free when chosen, but a server started at the same moment elsewhere
-        // (another test, another process) may take it first: try another one.
-        for _ in 0..10 {
-            let mut server = Self {
-                child: None,
-                port: free_port(),
-            };
-            if server.spawn() {
-                return server;
-            }
-        }
-        panic!("redis-server: no free port after 10 tries");
+        Self::from(Server::start(&REDIS))
     }
 
-    /// Start a server on `port` and wait until it accepts connections.
+    /// Start a server on `port` and wait until it answers.
     pub fn start_on(port: u16) -> Self {
-        alf_test_hygiene::init();
-        let mut server = Self { child: None, port };
-        assert!(
-            server.spawn(),
-            "redis-server: port {port} is taken by another process"
-        );
-        server
+        Self::from(Server::start_on(&REDIS, port))
     }
 
-    /// Start the server on `self.port` and wait until it answers. `false` (and the child
-    /// killed) when the port turns out to be served by another process.
-    fn spawn(&mut self) -> bool {
-        let bin = redis_server_binary();
-        let child = Command::new(&bin)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(std::env::temp_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(pid) =
-                alf_test_hygiene::serving_pid(self.port, b"INFO server\r\n", "process_id:")
-            {
-                let child = self.child.as_mut().unwrap();
-                if pid == child.id() {
-                    return true;
-                }
-                // Ours failed to bind (or will): someone else answers on this port.
-                let _ = child.kill();
-                let _ = child.wait();
-                self.child = None;
-                return false;
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                let mut stderr = String::new();
-                if let Some(mut e) = self.child.as_mut().unwrap().stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
-                }
-                panic!(
-                    "redis-server on port {} exited at start: {status}\n{stderr}",
-                    self.port
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {} did not start",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    fn from(server: Server) -> Self {
+        let port = server.port;
+        Self { server, port }
     }
 
     /// `redis://127.0.0.1:<port>/`
@@ -127,20 +43,12 @@ impl RedisServer {
 
     /// Kill the server (SIGKILL) and wait for it to exit.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.server.kill();
     }
 
     /// Start it again on the same port (empty: nothing is persisted).
     pub fn restart(&mut self) {
-        self.kill();
-        assert!(
-            self.spawn(),
-            "redis-server: port {} was taken by another process",
-            self.port
-        );
+        self.server.restart();
     }
 
     /// A plain connection, to look at and tamper with what the store wrote.
@@ -150,12 +58,6 @@ impl RedisServer {
             .get_multiplexed_async_connection()
             .await
             .unwrap()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
