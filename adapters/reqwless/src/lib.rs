@@ -13,6 +13,7 @@ mod fmt;
 
 mod clock;
 mod error;
+mod response;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
