@@ -20,13 +20,10 @@
 # Flash is text + data, RAM is data + bss (llvm-size's Berkeley format; the call stack is not
 # in it). 1 KB = 1024 bytes.
 #
-# The budget (1): flash <= 52 KB and RAM excluding the user's buffers <= 14 KB, each with a
-# 10 % tolerance; (2): alf-parse-only <= 12 KB, with the same tolerance. The RAM and parse
-# budgets are met and enforced: the script fails when one is exceeded by more than 10 %. The
-# flash budget is not met yet (see examples/SIZE-LOG.md for where the bytes go): the script
-# fails when flash grows past FLASH_CEILING (today's size plus a small margin, so that
-# regressions are caught), and against the budget itself only with
-# ALF_ENFORCE_SIZE_BUDGET=1. The user's buffers are those whose size the
+# The budget (1): flash <= 52 KB and RAM excluding the user's buffers <= 14 KB; (2):
+# alf-parse-only <= 12 KB. The script prints each against its budget and fails when one is
+# exceeded by more than 10 % (the issue's rule). Within the tolerance but over the budget is
+# reported as such ("OVER budget, within 10 % tolerance"), never as met. The user's buffers are those whose size the
 # application chooses, all named in examples/embassy-firmware/src/main.rs:
 #   - TCP_STATE: the TCP socket buffers (`TcpClientState<SOCKETS, TX, RX>`), size from llvm-nm;
 #   - API_RX: the buffer `send()` reads the API response into, size from llvm-nm;
@@ -44,9 +41,6 @@ ROOT=$PWD
 KB=1024
 FLASH_BUDGET=$((52 * KB))
 RAM_BUDGET=$((14 * KB))
-# Until the flash budget is met: the most flash the firmware may take (64.5 KB measured, see
-# examples/SIZE-LOG.md). Lower it as the firmware shrinks.
-FLASH_CEILING=$((66 * KB))
 PARSE_GOAL=$((12 * KB))
 TOLERANCE_PCT=10
 
@@ -71,7 +65,15 @@ verdict() { # value budget -> "ok" / "over budget" / "over the tolerance"
     else echo "OVER budget by more than ${TOLERANCE_PCT} %"; fi
 }
 
-failed=0
+# Each budget checked: a summary line; `exceeded` when one is over by more than the tolerance.
+summary=()
+exceeded=0
+check() { # name value budget
+    local v
+    v=$(verdict "$2" "$3")
+    summary+=("$(printf '%s %s <= %s: %s' "$1" "$(kb "$2")" "$(kb "$3")" "$v")")
+    if (($2 * 100 > $3 * (100 + TOLERANCE_PCT))); then exceeded=1; fi
+}
 
 echo "== examples/embassy-firmware, minimal (thumbv7em-none-eabihf, static IPv4, no DNS, no logging)"
 FW="$ROOT/examples/embassy-firmware"
@@ -98,25 +100,9 @@ printf '  RAM excluding user buffers        %7d  (%s)\n' "$ram_core" "$(kb "$ram
 echo "  largest RAM symbols:"
 "$NM" -S -C --size-sort --radix=d "$ELF" | awk '$3 ~ /^[bBdD]$/ && $2 >= 256 { printf "    %7d  %s\n", $2, $4 }' \
     | sed 's/::h[0-9a-f]\{16\}$//' | sort -rn
-f_verdict=$(verdict "$flash" "$FLASH_BUDGET")
-r_verdict=$(verdict "$ram_core" "$RAM_BUDGET")
-printf '  budget: flash %s <= %s: %s\n' "$(kb "$flash")" "$(kb "$FLASH_BUDGET")" "$f_verdict"
-printf '  budget: RAM excluding user buffers %s <= %s: %s\n' "$(kb "$ram_core")" "$(kb "$RAM_BUDGET")" "$r_verdict"
-printf '  flash ceiling until the budget is met: %s <= %s: %s\n' "$(kb "$flash")" "$(kb "$FLASH_CEILING")" \
-    "$( ((flash <= FLASH_CEILING)) && echo ok || echo EXCEEDED)"
-if ((flash * 100 > FLASH_BUDGET * (100 + TOLERANCE_PCT))); then
-    failed=1
-fi
-# Enforced on every run: the RAM budget, and the flash ceiling.
-hard_failed=0
-if ((ram_core * 100 > RAM_BUDGET * (100 + TOLERANCE_PCT))); then
-    echo "  RAM budget exceeded by more than ${TOLERANCE_PCT} %"
-    hard_failed=1
-fi
-if ((flash > FLASH_CEILING)); then
-    echo "  flash grew past the ceiling"
-    hard_failed=1
-fi
+check "firmware flash" "$flash" "$FLASH_BUDGET"
+check "firmware RAM excluding user buffers" "$ram_core" "$RAM_BUDGET"
+printf '  %s\n' "${summary[@]}"
 
 echo
 echo "== alf-parse-only (thumbv7em-none-eabihf): parse_token_response, nothing else"
@@ -124,12 +110,8 @@ PARSE="$FW/target/thumbv7em-none-eabihf/release/alf-parse-only"
 "$SIZE" -B "$PARSE"
 read -r text data bss <<<"$(berkeley "$PARSE")"
 parse_flash=$((text + data))
-printf '  flash (text+data) %s (goal <= %s: %s; 1.1 KB of it is the vector table and reset code)\n' \
-    "$(kb "$parse_flash")" "$(kb "$PARSE_GOAL")" "$(verdict "$parse_flash" "$PARSE_GOAL")"
-if ((parse_flash * 100 > PARSE_GOAL * (100 + TOLERANCE_PCT))); then
-    echo "  parse-only goal exceeded by more than ${TOLERANCE_PCT} %"
-    hard_failed=1
-fi
+check "parse-only flash" "$parse_flash" "$PARSE_GOAL"
+printf '  %s (1.1 KB of it is the vector table and reset code)\n' "${summary[-1]}"
 
 echo
 echo "== alf-config-and-parse (thumbv7em-none-eabihf): Config::build + parse_token_response, for information"
@@ -192,15 +174,10 @@ else
 fi
 
 echo
-if ((hard_failed)); then
-    echo "size budget: FAILED (RAM budget, parse-only goal or flash ceiling, see above)"
+echo "size budget (fails when one is exceeded by more than ${TOLERANCE_PCT} %):"
+printf '  %s\n' "${summary[@]}"
+if ((exceeded)); then
+    echo "size budget: FAILED"
     exit 1
 fi
-if ((failed)); then
-    # The flash budget is the project's goal, not yet met: report it loudly, and fail only
-    # when asked (ALF_ENFORCE_SIZE_BUDGET=1); the ceiling above catches regressions meanwhile.
-    echo "size budget: RAM and parse-only met; firmware flash NOT MET (see above and examples/SIZE-LOG.md)"
-    if [[ "${ALF_ENFORCE_SIZE_BUDGET:-0}" == 1 ]]; then exit 1; fi
-    exit 0
-fi
-echo "size budget: met"
+echo "size budget: passed"

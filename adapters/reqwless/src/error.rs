@@ -28,18 +28,26 @@ pub enum Error {
     /// `OutOfMemory`. Give the client a larger buffer (alf's `RX` parameter for token
     /// responses, your own `rx` for resource requests).
     ResponseTooLarge,
-    /// The peer closed the connection before the whole body announced by `Content-Length`
-    /// arrived. Kind: `ConnectionAborted`.
+    /// The peer closed the connection before the whole response arrived: in the head, in a
+    /// body announced by `Content-Length`, or in a chunked body before its last chunk. Kind:
+    /// `ConnectionAborted`.
     Truncated,
+    /// The response has more than 32 header fields (interim 1xx responses included, each
+    /// counted on its own), more than this transport parses. Kind: `OutOfMemory`, like
+    /// [`ResponseTooLarge`](Self::ResponseTooLarge): a capacity limit, not retried.
+    TooManyResponseHeaders,
     /// An `https://` URL, but this transport has no TLS: the `tls` feature is off, or
     /// [`with_tls`](crate::ReqwlessTransport) was not called. Nothing was sent (reqwless
     /// itself would send the request in clear text in the second case). Kind: `Unsupported`.
     TlsNotConfigured,
-    /// reqwless (or the TCP stack or TLS below it) failed. The kind follows the cause:
+    /// reqwless (or the TCP stack or TLS below it) failed, or the response is malformed. The
+    /// kind follows the cause:
     /// - DNS failure: `NotFound`;
-    /// - TCP errors: the stack's own kind (`ConnectionRefused`, `ConnectionReset`, ...);
-    /// - the connection closed mid-response: `ConnectionAborted`;
-    /// - a malformed response: `InvalidData`;
+    /// - TCP errors (`Network`): the stack's own kind (`ConnectionRefused`,
+    ///   `ConnectionReset`, ...);
+    /// - a malformed response (`Codec`: status line, header, `Content-Length`,
+    ///   `Transfer-Encoding` other than `chunked`, both of them, a chunk-size line or a
+    ///   chunk's end): `InvalidData`;
     /// - an invalid URL: `InvalidInput`; a scheme other than `http` and `https`:
     ///   `Unsupported`;
     /// - a TLS failure: `InvalidData` for certificate and protocol errors (never retried),
@@ -84,7 +92,8 @@ impl fmt::Display for Error {
             Self::Timeout => f.write_str("HTTP exchange timed out"),
             Self::InvalidRequest(r) => write!(f, "request not sent: {r}"),
             Self::ResponseTooLarge => f.write_str("response does not fit in the receive buffer"),
-            Self::Truncated => f.write_str("connection closed before the whole body arrived"),
+            Self::Truncated => f.write_str("connection closed before the whole response arrived"),
+            Self::TooManyResponseHeaders => f.write_str("more than 32 response headers"),
             Self::TlsNotConfigured => {
                 f.write_str("https:// URL but no TLS configured; nothing sent")
             }
@@ -102,6 +111,7 @@ impl embedded_io::Error for Error {
             Self::InvalidRequest(_) => ErrorKind::InvalidInput,
             Self::ResponseTooLarge => ErrorKind::OutOfMemory,
             Self::Truncated => ErrorKind::ConnectionAborted,
+            Self::TooManyResponseHeaders => ErrorKind::OutOfMemory,
             Self::TlsNotConfigured => ErrorKind::Unsupported,
             Self::Http(e) => reqwless_kind(e),
         }
@@ -161,6 +171,7 @@ mod tests {
             Error::ResponseTooLarge
         ));
         assert_eq!(Error::Truncated.kind(), ErrorKind::ConnectionAborted);
+        assert_eq!(Error::TooManyResponseHeaders.kind(), ErrorKind::OutOfMemory);
         assert_eq!(
             Error::from(reqwless::Error::Dns).kind(),
             ErrorKind::NotFound

@@ -14,6 +14,7 @@ mod fmt;
 mod clock;
 mod dns;
 mod error;
+mod response;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;

@@ -6,15 +6,16 @@
 //! and a fresh connection per request is what makes cancellation safe (a dropped `send` drops
 //! its connection, and nothing half-read is left for the next call).
 
-use core::net::SocketAddr;
-
 use alf::Transport;
 use alf::http::{Method, Request, Response, is_valid_header_name, is_valid_header_value};
 use embassy_time::Duration;
+#[cfg(not(feature = "tls"))]
 use embedded_io::ErrorKind;
-use embedded_io_async::{ErrorType, Read, Write};
+use embedded_io_async::Write;
 use embedded_nal_async::{Dns, TcpConnect};
 use reqwless::client::HttpClient;
+#[cfg(not(feature = "tls"))]
+use reqwless::client::HttpConnection;
 
 use crate::error::{Error, InvalidRequest};
 
@@ -37,13 +38,20 @@ pub const DEFAULT_HEADER_CAPACITY: usize = 16;
 /// percent-encodes nor accepts long credentials), and `Connection: close` unless the request
 /// sets `Connection` itself.
 ///
-/// What it does not do: follow redirects (reqwless never does: a 3xx comes back as it is),
-/// reuse connections, or log URLs, headers or bodies.
+/// What it does not do: follow redirects (a 3xx comes back as it is), reuse connections, or
+/// log URLs, headers or bodies.
 ///
-/// The receive buffer `rx` first holds the response headers, then the whole body: size it
-/// for the larger of the two. A response that does not fit fails with
-/// [`Error::ResponseTooLarge`] (kind `OutOfMemory`). `Content-Length`, chunked and
-/// read-until-close bodies are supported.
+/// How it reads the response: itself (reqwless only resolves, connects and runs TLS), with
+/// httparse for the status line, the headers and the chunk-size lines. The receive buffer `rx`
+/// first holds the response headers, then the whole body, moved to its start: size it for the
+/// larger of the two (a chunked body also needs room for the framing that follows its last
+/// byte: a few bytes, more with chunk extensions or trailers). A response that does not fit
+/// fails with [`Error::ResponseTooLarge`] (kind `OutOfMemory`), as soon as a `Content-Length`
+/// or a chunk size says so. `Content-Length`, chunked (extensions ignored, trailers
+/// discarded) and read-until-close bodies are supported; responses to `HEAD` and 204 and 304
+/// responses have none; interim 1xx responses are skipped. At most 32 response headers
+/// ([`Error::TooManyResponseHeaders`]). A peer that closes the connection before the end of
+/// the head or of the body fails the request with [`Error::Truncated`] at once.
 pub struct ReqwlessTransport<'a, T, D, const H: usize = DEFAULT_HEADER_CAPACITY> {
     tcp: &'a T,
     dns: &'a D,
@@ -142,38 +150,42 @@ where
         if target.https && !has_tls {
             return Err(Error::TlsNotConfigured);
         }
-        let tcp = Tcp(self.tcp);
         #[cfg(feature = "tls")]
         let mut client = match &mut self.tls {
-            Some(tls) => HttpClient::new_with_tls(&tcp, self.dns, tls.config()),
-            None => HttpClient::new(&tcp, self.dns),
+            Some(tls) => HttpClient::new_with_tls(self.tcp, self.dns, tls.config()),
+            None => HttpClient::new(self.tcp, self.dns),
         };
         #[cfg(not(feature = "tls"))]
-        let mut client = HttpClient::new(&tcp, self.dns);
+        let mut client = HttpClient::new(self.tcp, self.dns);
 
-        // reqwless resolves, connects (and TLS); the request is written here, in one loop over
-        // its pieces, rather than through reqwless's request builder: one copy of the code for
-        // requests with and without a body, and none of the builder's Basic-auth and chunked-body
-        // code or its `core::fmt` use, which alf never needs (10.6 KB of flash on a
-        // Cortex-M; see examples/SIZE-LOG.md).
-        let mut conn = client
+        // reqwless only resolves and connects (and TLS). The request is written here, in one
+        // loop over its pieces, rather than through reqwless's request builder: one copy of the
+        // code for requests with and without a body, and none of the builder's Basic-auth and
+        // chunked-body code or its `core::fmt` use, which alf never needs (10.6 KB of flash on
+        // a Cortex-M). The response is read here too (`crate::response`, with httparse), not by
+        // reqwless's `Response` and body readers: less code, and no reqwless 0.14 chunked reader
+        // spinning on a connection closed mid-chunk. See examples/SIZE-LOG.md.
+        let conn = client
             .request(method(request.method), target.url)
             .await?
             .conn;
+        // Without TLS, reqwless connects only `Plain` connections: use the TCP connection
+        // directly rather than through reqwless's enum (and its buffered-write variant).
+        #[cfg(not(feature = "tls"))]
+        let HttpConnection::Plain(mut conn) = conn else {
+            return Err(reqwless::Error::Network(ErrorKind::Unsupported).into());
+        };
+        #[cfg(feature = "tls")]
+        let mut conn = conn;
         let mut len = [0u8; 20];
         let len = sends_body(request).then(|| decimal(request.body.len(), &mut len));
         let mut i = 0;
         while let Some(piece) = request_piece(request, &target, len, close, i) {
-            conn.write_all(piece)
-                .await
-                .map_err(reqwless::Error::Network)?;
+            conn.write_all(piece).await.map_err(network)?;
             i += 1;
         }
-        conn.flush().await.map_err(reqwless::Error::Network)?;
-        let rx_len = rx.len();
-        let response =
-            reqwless::response::Response::read(&mut conn, method(request.method), rx).await?;
-        read_response(response, rx_len).await
+        conn.flush().await.map_err(network)?;
+        crate::response::read(&mut conn, request.method == Method::Head, rx).await
     }
 }
 
@@ -203,35 +215,8 @@ where
     }
 }
 
-/// Read the status, the headers and the whole body of `response`.
-async fn read_response<'b, C>(
-    response: reqwless::response::Response<'_, 'b, C>,
-    rx_len: usize,
-) -> Result<Response<'b>, Error>
-where
-    C: Read + reqwless::TryBufRead,
-{
-    let mut out = Response::new(response.status.0, &[]);
-    for (name, value) in response.headers() {
-        // reqwless yields its unused header slots too, with empty names.
-        if !name.is_empty() {
-            out.observe_header(name, value);
-        }
-    }
-    let announced = response.content_length;
-    if announced.is_some_and(|len| len > rx_len) {
-        return Err(Error::ResponseTooLarge);
-    }
-    match response.body().read_to_end().await {
-        Ok(body) => {
-            out.body = body;
-            Ok(out)
-        }
-        // With a `Content-Length` that fits, "buffer too small" can only mean that the peer
-        // closed the connection before sending the whole body.
-        Err(reqwless::Error::BufferTooSmall) if announced.is_some() => Err(Error::Truncated),
-        Err(e) => Err(e.into()),
-    }
+fn network(e: impl embedded_io::Error) -> reqwless::Error {
+    reqwless::Error::Network(e.kind())
 }
 
 /// `POST`, `PUT` and `PATCH` always send `Content-Length` (0 for an empty body); other
@@ -392,73 +377,6 @@ impl<'u> Target<'u> {
             authority,
             https: scheme.eq_ignore_ascii_case("https"),
         })
-    }
-}
-
-/// The TCP stack, with connections that turn a repeated end-of-stream into an error.
-///
-/// reqwless 0.14 reads a chunked body in a loop that does not stop when the peer closes the
-/// connection in the middle of a chunk: it reads again, gets 0 bytes again, and spins. On
-/// embassy-net a read at end-of-stream completes at once, so the spin never yields and the
-/// timeout cannot fire. No reader here legitimately reads again after end-of-stream, so the
-/// second end-of-stream is reported as `ConnectionAborted`.
-struct Tcp<'t, T>(&'t T);
-
-impl<T: TcpConnect> TcpConnect for Tcp<'_, T> {
-    type Error = ErrorKind;
-    type Connection<'c>
-        = Conn<T::Connection<'c>>
-    where
-        Self: 'c;
-
-    async fn connect<'c>(&'c self, remote: SocketAddr) -> Result<Self::Connection<'c>, ErrorKind> {
-        match self.0.connect(remote).await {
-            Ok(inner) => Ok(Conn { inner, eof: false }),
-            Err(e) => Err(embedded_io::Error::kind(&e)),
-        }
-    }
-}
-
-struct Conn<C> {
-    inner: C,
-    eof: bool,
-}
-
-impl<C> ErrorType for Conn<C> {
-    type Error = ErrorKind;
-}
-
-impl<C: Read> Read for Conn<C> {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        if self.eof {
-            return Err(ErrorKind::ConnectionAborted);
-        }
-        let n = self
-            .inner
-            .read(buf)
-            .await
-            .map_err(|e| embedded_io::Error::kind(&e))?;
-        self.eof = n == 0;
-        Ok(n)
-    }
-}
-
-impl<C: Write> Write for Conn<C> {
-    async fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
-        self.inner
-            .write(buf)
-            .await
-            .map_err(|e| embedded_io::Error::kind(&e))
-    }
-
-    async fn flush(&mut self) -> Result<(), ErrorKind> {
-        self.inner
-            .flush()
-            .await
-            .map_err(|e| embedded_io::Error::kind(&e))
     }
 }
 

@@ -342,12 +342,61 @@ async fn truncated_bodies_are_errors_not_hangs() {
             .send(&Request::new(Method::Get, &url), &mut rx)
             .await
             .unwrap_err();
+        assert!(matches!(err, Error::Truncated), "{what}: {err:?}");
         assert_eq!(err.kind(), ErrorKind::ConnectionAborted, "{what}: {err:?}");
         assert!(
             started.elapsed() < StdDuration::from_secs(2),
             "{what}: noticed at once, not by the timeout"
         );
     }
+}
+
+#[tokio::test]
+async fn head_interim_responses_and_framing_errors() {
+    let mut many = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n".to_vec();
+    for i in 0..40 {
+        many.extend_from_slice(format!("X-{i}: {i}\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"\r\n");
+    let server = Server::start(vec![
+        // A HEAD: the length describes a body that is not sent.
+        Reply::Send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n".to_vec()),
+        Reply::Pieces(vec![
+            b"HTTP/1.1 100 Continue\r\n\r\n".to_vec(),
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=1\r\nok\r\n".to_vec(),
+            b"0\r\nX-Trailer: 1\r\n\r\n".to_vec(),
+        ]),
+        Reply::Send(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok".to_vec(),
+        ),
+        Reply::Send(many),
+    ])
+    .await;
+    let (tcp, dns) = (TokioTcp, LoopbackDns);
+    let mut transport: HostTransport<'_> = ReqwlessTransport::new(&tcp, &dns);
+    let url = server.url("/r");
+    let mut rx = [0u8; 1024];
+    let r = transport
+        .send(&Request::new(Method::Head, &url), &mut rx)
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.body), (200, &b""[..]));
+    let r = transport
+        .send(&Request::new(Method::Get, &url), &mut rx)
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.body), (200, &b"ok"[..]), "the 100 is skipped");
+    let err = transport
+        .send(&Request::new(Method::Get, &url), &mut rx)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err:?}");
+    let err = transport
+        .send(&Request::new(Method::Get, &url), &mut rx)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::TooManyResponseHeaders), "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::OutOfMemory);
 }
 
 #[tokio::test]

@@ -281,8 +281,8 @@ async fn tls_modes_against_openssl() {
     assert_eq!(status, 200);
 
     // A known limit (README): embedded-tls reports the server's `close_notify` as an error,
-    // and reqwless turns it into `Network(Other)`, so a body that ends with the connection
-    // cannot be read over TLS. If this starts passing, update the README.
+    // which reaches the transport as a read error of kind `Other`, so a body that ends with
+    // the connection cannot be read over TLS. If this starts passing, update the README.
     let close = format!("https://localhost:{}/close.txt", server.port);
     let err = get(Tls::verify_ca(&pinned, &mut rng, &mut rd, &mut wr), &close)
         .await
