@@ -21,7 +21,7 @@
 
 use heapless::String;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, UnixTime};
 use crate::config::Config;
 use crate::error::{CapacityError, Error, RequestError, ResponseError};
 use crate::http::{
@@ -788,7 +788,8 @@ where
                 .await
                 .map(|r| Detached::new(&r, rx_range));
             let now = self.clock.now();
-            let unix_now = self.clock.unix_time();
+            // `Retry-After` dates are whole seconds.
+            let unix_now = self.clock.unix_time().map(UnixTime::as_secs);
             let mut transport_error = None;
             let result = match sent {
                 Ok(Some(d)) => {
@@ -845,7 +846,7 @@ where
     }
 
     async fn try_load_from_store(&self, io: &mut Io<T, S, RX>) -> Option<()> {
-        let unix_now = self.clock.unix_time()?;
+        self.clock.unix_time()?;
         let key = self.store_key(&mut io.key);
         let loaded = match io.store.load(&key, &mut io.rx).await {
             Ok(Some(t)) => t,
@@ -860,15 +861,19 @@ where
             return None;
         }
         let token = AccessToken::<N>::from_token(loaded.access_token)?;
-        // Whole seconds: `unix_now` is rounded down, so the present may be up to a second
-        // later than it says. Counting from the next second never keeps the token past its
-        // real expiry (saving rounds the other way: it never stores a later expiry).
-        let remaining = Duration::from_secs(
-            loaded
-                .expires_at_unix
-                .checked_sub(unix_now.checked_add(1)?)?,
-        );
+        // The monotonic time first, then the wall time: the time left is counted from a
+        // reading taken no earlier than `now`, and from the end of the interval that reading
+        // stands for (the end of its second, for a clock that counts whole seconds; the end
+        // of its millisecond otherwise: clocks round down), so the token's deadline on the
+        // monotonic clock, which rounds down too, is never past its real expiry. Saving rounds
+        // the other way: it never stores a later expiry.
         let now = self.clock.now();
+        let unix_now = self.clock.unix_time()?;
+        let remaining = Duration::from_millis(
+            loaded
+                .expires_at_unix_ms
+                .checked_sub(unix_now.latest_millis().checked_add(1)?)?,
+        );
         self.shared.with_lock(|s| {
             // The token a server just rejected: fetch a new one instead.
             if s.rejected == Some(fingerprint_bytes(token.secret().as_bytes())) {
@@ -901,9 +906,13 @@ where
     }
 
     async fn save_to_store(&self, io: &mut Io<T, S, RX>, now: Instant) {
+        // The wall time first, then the monotonic time: the time left is measured from an
+        // instant no earlier than the wall clock reading, which is itself no later than the
+        // real time, so the stored expiry is never later than the real one.
         let Some(unix_now) = self.clock.unix_time() else {
             return;
         };
+        let mono_now = self.clock.now();
         let key = self.store_key(&mut io.key);
         // The token is copied into the token-response buffer (which just held it, in the
         // response), not into this future.
@@ -920,7 +929,9 @@ where
         let token = HeaderCopy(rx.get_mut(..len).unwrap_or_default());
         let stored = StoredToken {
             access_token: token.value(),
-            expires_at_unix: unix_now.saturating_add((expires_at - now).as_secs()),
+            expires_at_unix_ms: unix_now
+                .as_millis()
+                .saturating_add(expires_at.saturating_duration_since(mono_now).as_millis()),
         };
         if store.save(&key, stored).await.is_err() {
             warn!("alf: token store save failed");

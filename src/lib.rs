@@ -31,7 +31,7 @@ pub mod time;
 pub mod transport;
 
 pub use client::{Client, Lease};
-pub use clock::Clock;
+pub use clock::{Clock, UnixTime};
 pub use config::{ClientAuth, Config, ConfigBuilder};
 pub use error::{
     CapacityError, ConfigError, Error, ErrorKind, OAuthErrorCode, RequestError, ResponseError,

@@ -1,9 +1,10 @@
 //! Token stores: keeping a token somewhere other than the client's own memory, so that other
 //! processes (Redis, Memcached) or the next boot (flash) can reuse it.
 //!
-//! A stored token carries its expiry as absolute Unix seconds, so alf only reads and writes a
-//! store when the [`Clock`](crate::Clock) knows the wall time. A store that fails, times out or
-//! returns garbage never fails a request: alf logs a warning and fetches a token itself.
+//! A stored token carries its expiry as absolute Unix milliseconds, so alf only reads and
+//! writes a store when the [`Clock`](crate::Clock) knows the wall time. A store that fails,
+//! times out or returns garbage never fails a request: alf logs a warning and fetches a token
+//! itself.
 
 use core::fmt;
 
@@ -66,28 +67,35 @@ pub struct StoredToken<'a> {
     /// # Security
     /// A live credential: stores keep it, they never log it.
     pub access_token: &'a str,
-    /// When it expires, in seconds since the Unix epoch.
-    pub expires_at_unix: u64,
+    /// When it expires, in milliseconds since the Unix epoch.
+    ///
+    /// alf computes it from the [`Clock`](crate::Clock)'s wall time so that it is never later
+    /// than the real expiry, and counts a loaded token's time left from the latest time the
+    /// clock's reading stands for (see [`UnixTime`](crate::UnixTime)).
+    pub expires_at_unix_ms: u64,
 }
 
 impl fmt::Debug for StoredToken<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoredToken")
             .field("access_token", &"[redacted]")
-            .field("expires_at_unix", &self.expires_at_unix)
+            .field("expires_at_unix_ms", &self.expires_at_unix_ms)
             .finish()
     }
 }
 
-/// The text form of a stored token for key/value stores: `v1\nBearer\n<expires_at_unix>\n<token>`.
-const VALUE_VERSION: &str = "v1";
+/// The text form of a stored token for key/value stores:
+/// `v2\nBearer\n<expires_at_unix_ms>\n<token>`.
+const VALUE_VERSION: &str = "v2";
+/// The previous text form, `v1\nBearer\n<expires_at_unix, in seconds>\n<token>`: still read.
+const VALUE_VERSION_1: &str = "v1";
 const VALUE_TOKEN_TYPE: &str = "Bearer";
 
 impl StoredToken<'_> {
     /// Bytes [`encode`](Self::encode) writes.
     pub fn encoded_len(&self) -> usize {
         let mut digits = 1;
-        let mut n = self.expires_at_unix;
+        let mut n = self.expires_at_unix_ms;
         while n >= 10 {
             n /= 10;
             digits += 1;
@@ -96,7 +104,7 @@ impl StoredToken<'_> {
     }
 
     /// Write this token in the value format key/value stores share
-    /// (`v1\nBearer\n<expires_at_unix>\n<token>`) into `out`; returns the bytes written, or
+    /// (`v2\nBearer\n<expires_at_unix_ms>\n<token>`) into `out`; returns the bytes written, or
     /// `None` if `out` is too small or the token is not a valid header value.
     ///
     /// # Security
@@ -110,7 +118,7 @@ impl StoredToken<'_> {
             &mut w,
             format_args!(
                 "{VALUE_VERSION}\n{VALUE_TOKEN_TYPE}\n{}\n{}",
-                self.expires_at_unix, self.access_token
+                self.expires_at_unix_ms, self.access_token
             ),
         )
         .ok()?;
@@ -120,14 +128,25 @@ impl StoredToken<'_> {
 
 impl<'b> StoredToken<'b> {
     /// Read a value written by [`encode`](StoredToken::encode), copying the token into `buf`.
-    /// Anything else (another version, a bad expiry, a token with spaces or control bytes, a
-    /// token longer than `buf`) is `None`: a store treats it as "no token".
+    ///
+    /// Reads the current form (`v2`, expiry in milliseconds) and the one alf wrote before
+    /// (`v1\nBearer\n<expires_at_unix, in seconds>\n<token>`, converted to milliseconds), so
+    /// that tokens already in a store keep working after an upgrade. Anything else (another
+    /// version, a bad expiry, a token with spaces or control bytes, a token longer than `buf`)
+    /// is `None`: a store treats it as "no token".
     pub fn decode(raw: &[u8], buf: &'b mut [u8]) -> Option<Self> {
         let mut parts = raw.splitn(4, |&b| b == b'\n');
-        if parts.next()? != VALUE_VERSION.as_bytes()
-            || !parts
-                .next()?
-                .eq_ignore_ascii_case(VALUE_TOKEN_TYPE.as_bytes())
+        let version = parts.next()?;
+        let millis_per_unit = if version == VALUE_VERSION.as_bytes() {
+            1
+        } else if version == VALUE_VERSION_1.as_bytes() {
+            1000
+        } else {
+            return None;
+        };
+        if !parts
+            .next()?
+            .eq_ignore_ascii_case(VALUE_TOKEN_TYPE.as_bytes())
         {
             return None;
         }
@@ -135,9 +154,11 @@ impl<'b> StoredToken<'b> {
         if expires.is_empty() || expires.len() > 20 || !expires.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        let expires_at_unix = expires.iter().try_fold(0u64, |a, d| {
+        let expires = expires.iter().try_fold(0u64, |a, d| {
             a.checked_mul(10)?.checked_add(u64::from(d - b'0'))
         })?;
+        // A v1 expiry past `u64::MAX` ms (half a billion years) is "never" either way.
+        let expires_at_unix_ms = expires.saturating_mul(millis_per_unit);
         let token = core::str::from_utf8(parts.next()?).ok()?;
         if !crate::response::is_valid_token(token) {
             return None;
@@ -147,7 +168,7 @@ impl<'b> StoredToken<'b> {
         let access_token = core::str::from_utf8(dst).ok()?;
         Some(Self {
             access_token,
-            expires_at_unix,
+            expires_at_unix_ms,
         })
     }
 }
@@ -180,7 +201,8 @@ impl fmt::Write for Writer<'_> {
 /// - `load` returns the token last saved under `key`, or `None`. It writes the token into
 ///   `buf` and returns a view of it; if it does not fit, return `Ok(None)`.
 /// - `save` replaces the token under `key`. Stores with a TTL should expire the entry at
-///   `expires_at_unix`.
+///   `expires_at_unix_ms` (rounding up to the store's TTL unit is fine: alf checks the expiry
+///   in the value itself).
 /// - `clear` removes it.
 /// - `try_lock` / `unlock` (optional) implement a fleet-wide single fetch: `try_lock` takes a
 ///   lock on `key` that expires by itself after `ttl` and returns `Ok(true)` if this store
@@ -276,7 +298,7 @@ impl TokenStore for NoStore {
 pub struct MemoryStore<const N: usize = 2048> {
     key: heapless::String<64>,
     token: SecretString<N>,
-    expires_at_unix: u64,
+    expires_at_unix_ms: u64,
 }
 
 /// Errors of [`MemoryStore`].
@@ -292,7 +314,7 @@ impl<const N: usize> MemoryStore<N> {
         Self {
             key: heapless::String::new(),
             token: SecretString::new(),
-            expires_at_unix: 0,
+            expires_at_unix_ms: 0,
         }
     }
 }
@@ -315,7 +337,7 @@ impl<const N: usize> TokenStore for MemoryStore<N> {
         };
         Ok(Some(StoredToken {
             access_token,
-            expires_at_unix: self.expires_at_unix,
+            expires_at_unix_ms: self.expires_at_unix_ms,
         }))
     }
 
@@ -325,7 +347,7 @@ impl<const N: usize> TokenStore for MemoryStore<N> {
         let new_key = heapless::String::try_from(key).map_err(|_| MemoryStoreError::TooLong)?;
         self.key = new_key;
         self.token = new_token;
-        self.expires_at_unix = token.expires_at_unix;
+        self.expires_at_unix_ms = token.expires_at_unix_ms;
         Ok(())
     }
 
@@ -341,10 +363,10 @@ impl<const N: usize> TokenStore for MemoryStore<N> {
 mod tests {
     use super::*;
 
-    fn round_trip(token: &str, expires_at_unix: u64) -> Option<(heapless::String<64>, u64)> {
+    fn round_trip(token: &str, expires_at_unix_ms: u64) -> Option<(heapless::String<64>, u64)> {
         let t = StoredToken {
             access_token: token,
-            expires_at_unix,
+            expires_at_unix_ms,
         };
         let mut raw = [0u8; 128];
         let n = t.encode(&mut raw)?;
@@ -353,7 +375,7 @@ mod tests {
         let d = StoredToken::decode(&raw[..n], &mut buf)?;
         Some((
             heapless::String::try_from(d.access_token).ok()?,
-            d.expires_at_unix,
+            d.expires_at_unix_ms,
         ))
     }
 
@@ -372,11 +394,11 @@ mod tests {
         let mut raw = [0u8; 128];
         let n = StoredToken {
             access_token: "tok",
-            expires_at_unix: 5,
+            expires_at_unix_ms: 5,
         }
         .encode(&mut raw)
         .unwrap();
-        assert_eq!(&raw[..n], b"v1\nBearer\n5\ntok");
+        assert_eq!(&raw[..n], b"v2\nBearer\n5\ntok");
     }
 
     #[test]
@@ -384,13 +406,13 @@ mod tests {
         for bad in ["", "a b", "a\nb", "a\rb", "\u{e9}", "a\tb"] {
             let t = StoredToken {
                 access_token: bad,
-                expires_at_unix: 1,
+                expires_at_unix_ms: 1,
             };
             assert_eq!(t.encode(&mut [0u8; 64]), None, "{bad:?}");
         }
         let t = StoredToken {
             access_token: "token",
-            expires_at_unix: 123,
+            expires_at_unix_ms: 123,
         };
         assert_eq!(t.encode(&mut [0u8; 10]), None);
         let mut raw = [0u8; 64];
@@ -402,35 +424,91 @@ mod tests {
         );
     }
 
+    fn decoded(raw: &[u8]) -> Option<(heapless::String<64>, u64)> {
+        let mut buf = [0u8; 64];
+        let d = StoredToken::decode(raw, &mut buf)?;
+        Some((
+            heapless::String::try_from(d.access_token).ok()?,
+            d.expires_at_unix_ms,
+        ))
+    }
+
+    #[test]
+    fn v2_values_are_milliseconds() {
+        let (t, e) = decoded(b"v2\nBearer\n1700000000123\nabc.DEF").unwrap();
+        assert_eq!((t.as_str(), e), ("abc.DEF", 1_700_000_000_123));
+        let (t, e) = decoded(b"v2\nbearer\n5\ntok").unwrap();
+        assert_eq!((t.as_str(), e), ("tok", 5));
+        let (_, e) = decoded(b"v2\nBearer\n18446744073709551615\ntok").unwrap();
+        assert_eq!(e, u64::MAX);
+    }
+
+    #[test]
+    fn v1_values_are_still_read_as_seconds() {
+        // What alf wrote before the expiry was kept in milliseconds: a token already in a
+        // store keeps working after an upgrade, with the same expiry.
+        let (t, e) = decoded(b"v1\nBearer\n1700000000\nabc.DEF").unwrap();
+        assert_eq!((t.as_str(), e), ("abc.DEF", 1_700_000_000_000));
+        let (t, e) = decoded(b"v1\nbearer\n5\ntok").unwrap();
+        assert_eq!((t.as_str(), e), ("tok", 5_000));
+        assert_eq!(decoded(b"v1\nBearer\n0\ntok").unwrap().1, 0);
+        // Seconds beyond u64::MAX milliseconds saturate ("never", in practice).
+        let (_, e) = decoded(b"v1\nBearer\n18446744073709551615\ntok").unwrap();
+        assert_eq!(e, u64::MAX);
+        let (_, e) = decoded(b"v1\nBearer\n18446744073709552\ntok").unwrap();
+        assert_eq!(e, u64::MAX);
+    }
+
     #[test]
     fn garbage_decodes_to_none() {
-        let cases: &[&[u8]] = &[
+        let mut cases: heapless::Vec<heapless::Vec<u8, 64>, 64> = heapless::Vec::new();
+        let per_version: &[&[u8]] = &[
+            b"",
+            b"\nBearer\n123",
+            b"\nBearer\n123\n",
+            b"\nMAC\n123\ntok",
+            b"\n\n123\ntok",
+            b"\nBearer\n\ntok",
+            b"\nBearer\n-1\ntok",
+            b"\nBearer\n+1\ntok",
+            b"\nBearer\n12a\ntok",
+            b"\nBearer\n 12\ntok",
+            b"\nBearer\n1.5\ntok",
+            b"\nBearer\n18446744073709551616\ntok",
+            b"\nBearer\n123456789012345678901\ntok",
+            b"\nBearer\n123\nto k",
+            b"\nBearer\n123\ntok\n",
+            b"\nBearer\n123\ntok\r",
+            b"\nBearer\n123\nt\xffk",
+            b"\nBearer\n123\n",
+            b"\r\nBearer\r\n123\r\ntok",
+        ];
+        for version in [&b"v1"[..], b"v2"] {
+            for tail in per_version {
+                let mut raw = heapless::Vec::new();
+                raw.extend_from_slice(version).unwrap();
+                raw.extend_from_slice(tail).unwrap();
+                cases.push(raw).unwrap();
+            }
+        }
+        let others: &[&[u8]] = &[
             b"",
             b"v1",
-            b"v1\nBearer\n123",
-            b"v1\nBearer\n123\n",
-            b"v2\nBearer\n123\ntok",
+            b"v2",
+            b"v0\nBearer\n123\ntok",
+            b"v3\nBearer\n123\ntok",
             b"V1\nBearer\n123\ntok",
-            b"v1\nMAC\n123\ntok",
-            b"v1\nBearer\n\ntok",
-            b"v1\nBearer\n-1\ntok",
-            b"v1\nBearer\n+1\ntok",
-            b"v1\nBearer\n12a\ntok",
-            b"v1\nBearer\n 12\ntok",
-            b"v1\nBearer\n18446744073709551616\ntok",
-            b"v1\nBearer\n123456789012345678901\ntok",
-            b"v1\nBearer\n123\nto k",
-            b"v1\nBearer\n123\ntok\n",
-            b"v1\nBearer\n123\ntok\r",
-            b"v1\nBearer\n123\nt\xffk",
+            b"V2\nBearer\n123\ntok",
+            b"v12\nBearer\n123\ntok",
+            b" v2\nBearer\n123\ntok",
+            b"Bearer\n123\ntok",
             b"\xff\xfe\n\n\n",
-            b"v1\r\nBearer\r\n123\r\ntok",
         ];
-        for raw in cases {
+        for raw in others {
+            cases.push(heapless::Vec::from_slice(raw).unwrap()).unwrap();
+        }
+        for raw in &cases {
             assert_eq!(StoredToken::decode(raw, &mut [0u8; 64]), None, "{raw:?}");
         }
-        let mut buf = [0u8; 8];
-        let d = StoredToken::decode(b"v1\nbearer\n5\ntok", &mut buf).unwrap();
-        assert_eq!((d.access_token, d.expires_at_unix), ("tok", 5));
     }
 }

@@ -35,7 +35,7 @@ use core::task::Poll;
 use heapless::Deque;
 use maitake_sync::blocking::Mutex;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, UnixTime};
 use crate::http::{Method, Request, Response};
 use crate::time::{Duration, Instant};
 use crate::transport::Transport;
@@ -62,7 +62,9 @@ pub struct MockClock {
 #[derive(Debug, Clone, Copy)]
 struct ClockState {
     now: Instant,
-    unix_at_zero: Option<u64>,
+    /// The wall time at `Instant::ZERO`, in milliseconds, and whether readings have whole
+    /// seconds (`true`) or milliseconds.
+    unix_ms_at_zero: Option<(u64, bool)>,
     slept: Duration,
     sleeps: u32,
 }
@@ -86,7 +88,7 @@ impl MockClock {
         Self {
             inner: Mutex::new(ClockState {
                 now: Instant::ZERO,
-                unix_at_zero: None,
+                unix_ms_at_zero: None,
                 slept: Duration::ZERO,
                 sleeps: 0,
             }),
@@ -108,10 +110,23 @@ impl MockClock {
         self.inner.with_lock(|s| s.now = now);
         self.advanced.wake_all();
     }
-    /// Give the clock a wall time: `unix` seconds now. `None` removes it.
+    /// Give the clock a wall time, `unix` seconds now, read like a clock that counts whole
+    /// seconds (an RTC): [`unix_time`](Clock::unix_time) is
+    /// [`UnixTime::from_secs`](crate::UnixTime::from_secs) of the current second. The wall time
+    /// then moves with the clock, millisecond by millisecond. `None` removes it.
     pub fn set_unix_time(&self, unix: Option<u64>) {
+        self.set_wall(unix.map(|u| u.saturating_mul(1000)), true);
+    }
+    /// Give the clock a wall time, `unix_ms` milliseconds now, read with millisecond
+    /// resolution ([`UnixTime::from_millis`](crate::UnixTime::from_millis)), like a system
+    /// clock. `None` removes it.
+    pub fn set_unix_time_ms(&self, unix_ms: Option<u64>) {
+        self.set_wall(unix_ms, false);
+    }
+    fn set_wall(&self, unix_ms: Option<u64>, whole_seconds: bool) {
         self.inner.with_lock(|s| {
-            s.unix_at_zero = unix.map(|u| u.saturating_sub(s.now.as_millis() / 1000))
+            s.unix_ms_at_zero =
+                unix_ms.map(|u| (u.saturating_sub(s.now.as_millis()), whole_seconds))
         });
     }
     /// Total time spent in `sleep_until`.
@@ -144,9 +159,16 @@ impl Clock for MockClock {
         });
         embassy_futures::yield_now().await;
     }
-    fn unix_time(&self) -> Option<u64> {
-        self.inner
-            .with_lock(|s| s.unix_at_zero.map(|u| u + s.now.as_millis() / 1000))
+    fn unix_time(&self) -> Option<UnixTime> {
+        self.inner.with_lock(|s| {
+            let (at_zero, whole_seconds) = s.unix_ms_at_zero?;
+            let ms = at_zero.saturating_add(s.now.as_millis());
+            Some(if whole_seconds {
+                UnixTime::from_secs(ms / 1000)
+            } else {
+                UnixTime::from_millis(ms)
+            })
+        })
     }
 }
 

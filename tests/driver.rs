@@ -1041,20 +1041,25 @@ fn non_json_response_is_a_protocol_error_and_the_next_call_fetches_again() {
 
 const UNIX: u64 = 1_700_000_000;
 
+/// Unix seconds as the milliseconds a [`StoredToken`] carries.
+const fn ms(unix_secs: u64) -> u64 {
+    unix_secs * 1000
+}
+
 fn stored(store: &mut impl TokenStore, key: &str) -> Option<(String, u64)> {
     let mut buf = [0u8; 256];
     block_on(store.load(key, &mut buf))
         .ok()
         .flatten()
-        .map(|t| (t.access_token.to_owned(), t.expires_at_unix))
+        .map(|t| (t.access_token.to_owned(), t.expires_at_unix_ms))
 }
 
-fn save(store: &mut impl TokenStore, key: &str, token: &str, expires_at_unix: u64) {
+fn save(store: &mut impl TokenStore, key: &str, token: &str, expires_at_unix_ms: u64) {
     block_on(store.save(
         key,
         StoredToken {
             access_token: token,
-            expires_at_unix,
+            expires_at_unix_ms,
         },
     ))
     .unwrap();
@@ -1072,7 +1077,7 @@ fn store_receives_a_new_token_with_its_unix_expiry() {
     }
     assert_eq!(
         stored(&mut store, &key),
-        Some(("t1".to_owned(), UNIX + 100))
+        Some(("t1".to_owned(), ms(UNIX + 100)))
     );
 }
 
@@ -1196,7 +1201,7 @@ impl TokenStore for FilledWhileLocking {
         buf[..5].copy_from_slice(b"other");
         Ok(Some(StoredToken {
             access_token: core::str::from_utf8(&buf[..5]).unwrap(),
-            expires_at_unix: UNIX + 3600,
+            expires_at_unix_ms: ms(UNIX + 3600),
         }))
     }
     async fn save(&mut self, _: &str, _: StoredToken<'_>) -> Result<(), Self::Error> {
@@ -1238,7 +1243,7 @@ fn garbage_in_the_store_is_ignored_and_a_token_is_fetched() {
         clock.set_unix_time(Some(UNIX));
         let key = config().store_key();
         let mut store = MemoryStore::<256>::new();
-        save(&mut store, &key, garbage, UNIX + 3600);
+        save(&mut store, &key, garbage, ms(UNIX + 3600));
         let client = with_store(config(), script::<16>(&[token(T1)]), &clock, &mut store);
         assert_eq!(token_of(&client), "t1", "{garbage:?}");
         assert_eq!(sent(&client), 1);
@@ -1249,14 +1254,19 @@ fn garbage_in_the_store_is_ignored_and_a_token_is_fetched() {
 
 #[test]
 fn expired_token_in_the_store_is_ignored_and_a_token_is_fetched() {
-    for expires_at_unix in [0, UNIX - 1, UNIX] {
+    // Expired, or expiring within the second the wall clock reads (UNIX.999 at the latest).
+    for expires_at_unix_ms in [0, ms(UNIX - 1), ms(UNIX), ms(UNIX) + 999] {
         let clock = MockClock::new();
         clock.set_unix_time(Some(UNIX));
         let key = config().store_key();
         let mut store = MemoryStore::<256>::new();
-        save(&mut store, &key, "old", expires_at_unix);
+        save(&mut store, &key, "old", expires_at_unix_ms);
         let client = with_store(config(), script::<16>(&[token(T1)]), &clock, &mut store);
-        assert_eq!(token_of(&client), "t1", "expires_at_unix {expires_at_unix}");
+        assert_eq!(
+            token_of(&client),
+            "t1",
+            "expires_at_unix_ms {expires_at_unix_ms}"
+        );
         assert_eq!(sent(&client), 1);
     }
 }
@@ -1307,7 +1317,7 @@ fn refresh_with_a_store_fetches_a_new_token_instead_of_reloading_the_old_one() {
     drop(client);
     assert_eq!(
         stored(&mut store, &key),
-        Some(("t2".to_owned(), UNIX + 51 + 100))
+        Some(("t2".to_owned(), ms(UNIX + 51 + 100)))
     );
 }
 
@@ -1442,7 +1452,7 @@ impl TokenStore for LockedElsewhere {
             let access_token = core::str::from_utf8(&buf[..t.len()]).unwrap();
             return Ok(Some(StoredToken {
                 access_token,
-                expires_at_unix: UNIX + 3600,
+                expires_at_unix_ms: ms(UNIX + 3600),
             }));
         }
         Ok(None)
@@ -1603,7 +1613,7 @@ fn formatting_never_shows_the_secret_or_the_token() {
     );
     let stored = StoredToken {
         access_token: TOKEN,
-        expires_at_unix: 1,
+        expires_at_unix_ms: 1,
     };
 
     let texts = [
@@ -1683,7 +1693,8 @@ fn manual_mock_clock_lets_keep_fresh_refresh_exactly_at_refresh_at() {
 #[test]
 fn a_stored_token_is_adopted_with_its_refresh_scheduled_from_what_is_left() {
     // T1 lives 100 s, and the default 60 s margin is more than half of that. A second client
-    // 50 s later finds 50 s left (49 s counted: the Unix seconds are rounded down): it adopts
+    // 50 s later finds 50 s left (49 s counted: this wall clock reads whole seconds, and the
+    // time left is counted from the end of the second it reads): it adopts
     // the token and schedules its refresh with the margin capped at half of that, 24.5 s,
     // like for a fetched token. (A margin check against the whole 60 s refused every stored
     // token of 120 s or less: a fleet never shared short-lived tokens.)
@@ -1695,55 +1706,158 @@ fn a_stored_token_is_adopted_with_its_refresh_scheduled_from_what_is_left() {
         block_on(first.token()).unwrap();
     }
     clock.advance(Duration::from_secs(50));
-    clock.set_unix_time(Some(UNIX + 50));
     let second = with_store(config(), script::<16>(&[]), &clock, &mut store);
     assert_eq!(token_of(&second), "t1");
     assert_eq!(sent(&second), 0);
     assert_eq!(
         second.poll_at(),
-        Some(secs(50) + Duration::from_millis(24_500))
+        Some(secs(50) + Duration::from_millis(49_000 - 24_500))
     );
     drop(second);
-    // With 1 s left (0 counted) it is not adopted: a new token is fetched.
-    clock.advance(Duration::from_secs(49));
-    clock.set_unix_time(Some(UNIX + 99));
+    // At UNIX + 100 it has expired: a new token is fetched.
+    clock.advance(Duration::from_secs(50));
     let third = with_store(config(), script::<16>(&[token(T2)]), &clock, &mut store);
     assert_eq!(token_of(&third), "t2");
+    assert_eq!(sent(&third), 1);
+}
+
+/// A configuration whose refresh is due at the expiry itself: `poll_at` is then the expiry.
+fn config_refreshing_at_expiry() -> Config {
+    builder()
+        .refresh_policy(NO_JITTER.margin(Duration::ZERO))
+        .build()
+        .unwrap()
 }
 
 #[test]
-fn a_loaded_token_never_outlives_its_stored_expiry() {
-    // The wall clock says UNIX + 10 for anything from UNIX + 10.0 to UNIX + 10.999: the token
-    // stored with expiry UNIX + 100 is counted from UNIX + 11, so it is dropped 89 s after the
-    // load at the latest, never after UNIX + 100 (a whole-second count from UNIX + 10 kept it
-    // up to a second too long, and servers answered 401).
+fn with_a_seconds_wall_clock_a_loaded_token_never_outlives_its_stored_expiry() {
+    // The wall clock counts whole seconds: it says UNIX + 10 for anything from UNIX + 10.000
+    // to UNIX + 10.999. The token stored with expiry UNIX + 100 is counted from UNIX + 11, the
+    // end of that second, so wherever the load falls in it the deadline is before the real
+    // expiry (100 s on this monotonic clock, where the wall time is UNIX + 100), by 1 ms when
+    // the load falls on the second's last millisecond. Counting from UNIX + 10 kept it up to a
+    // second too long, and servers answered 401.
+    for load_at_ms in [10_000, 10_001, 10_500, 10_999] {
+        let clock = MockClock::new();
+        clock.set_unix_time(Some(UNIX));
+        let mut store = MemoryStore::<256>::new();
+        {
+            let first = with_store(
+                config_refreshing_at_expiry(),
+                script::<16>(&[token(T1)]),
+                &clock,
+                &mut store,
+            );
+            block_on(first.token()).unwrap();
+        }
+        clock.set(Instant::from_millis(load_at_ms));
+        let second = with_store(
+            config_refreshing_at_expiry(),
+            script::<16>(&[token(T2)]),
+            &clock,
+            &mut store,
+        );
+        assert_eq!(token_of(&second), "t1", "load at {load_at_ms} ms");
+        assert_eq!(sent(&second), 0);
+        let expires_at = second.poll_at().unwrap();
+        assert_eq!(
+            expires_at,
+            Instant::from_millis(load_at_ms + ms(UNIX + 100) - ms(UNIX + 11)),
+            "load at {load_at_ms} ms"
+        );
+        assert!(expires_at < secs(100), "load at {load_at_ms} ms");
+        // Just before its deadline it is still served; at its real expiry it never is (in
+        // between, it may be loaded again with the few milliseconds the clock allows it).
+        clock.set(Instant::from_millis(expires_at.as_millis() - 1));
+        assert_eq!(token_of(&second), "t1");
+        assert_eq!(sent(&second), 0);
+        clock.set(secs(100));
+        assert_eq!(
+            token_of(&second),
+            "t2",
+            "t1 must not be served at its expiry"
+        );
+        assert_eq!(sent(&second), 1);
+    }
+}
+
+#[test]
+fn with_a_seconds_wall_clock_the_saved_expiry_is_never_later_than_the_real_one() {
+    // The token is fetched at UNIX + 0.700 (by the wall time that moves with this clock), but a
+    // seconds clock reads UNIX: the saved expiry is UNIX + 100, 0.7 s before the real one,
+    // never after it.
     let clock = MockClock::new();
     clock.set_unix_time(Some(UNIX));
+    clock.set(Instant::from_millis(700));
+    let key = config().store_key();
     let mut store = MemoryStore::<256>::new();
     {
-        let first = with_store(config(), script::<16>(&[token(T1)]), &clock, &mut store);
-        block_on(first.token()).unwrap();
+        let client = with_store(config(), script::<16>(&[token(T1)]), &clock, &mut store);
+        assert_eq!(token_of(&client), "t1");
     }
-    clock.advance(Duration::from_secs(10));
-    clock.set_unix_time(Some(UNIX + 10));
-    let second = with_store(config(), script::<16>(&[token(T2)]), &clock, &mut store);
+    assert_eq!(
+        stored(&mut store, &key),
+        Some(("t1".to_owned(), ms(UNIX + 100)))
+    );
+}
+
+const T1_5S: &[u8] = br#"{"access_token":"t1","token_type":"Bearer","expires_in":5}"#;
+
+#[test]
+fn with_a_millisecond_wall_clock_a_stored_token_keeps_its_whole_lifetime() {
+    // What a fleet sharing 5 s tokens needs: with a millisecond wall clock the expiry is saved
+    // to the millisecond, and another client loading it right away adopts it with all of its
+    // 5 s but the millisecond the wall clock's reading may lag (a whole-second store lost up
+    // to 2 s of them: 3 s counted out of 5).
+    let wall = ms(UNIX) + 700;
+    for load_at_ms in [0, 1, 1_500, 4_000] {
+        let clock = MockClock::new();
+        clock.set_unix_time_ms(Some(wall));
+        let key = config().store_key();
+        let mut store = MemoryStore::<256>::new();
+        {
+            let first = with_store(
+                config_refreshing_at_expiry(),
+                script::<16>(&[token(T1_5S)]),
+                &clock,
+                &mut store,
+            );
+            block_on(first.token()).unwrap();
+        }
+        assert_eq!(
+            stored(&mut store, &key),
+            Some(("t1".to_owned(), wall + 5_000))
+        );
+        clock.set(Instant::from_millis(load_at_ms));
+        let second = with_store(
+            config_refreshing_at_expiry(),
+            script::<16>(&[token(T2)]),
+            &clock,
+            &mut store,
+        );
+        assert_eq!(token_of(&second), "t1", "load at {load_at_ms} ms");
+        assert_eq!(sent(&second), 0);
+        // Its deadline is 1 ms before the real expiry: the reading may lag the real time by
+        // up to a millisecond.
+        assert_eq!(second.poll_at(), Some(Instant::from_millis(4_999)));
+        clock.set(Instant::from_millis(4_998));
+        assert_eq!(token_of(&second), "t1");
+        clock.set(Instant::from_millis(4_999));
+        assert_eq!(token_of(&second), "t2");
+    }
+    // With the default refresh policy, the refresh is scheduled from the whole 5 s left: at
+    // half of it, as for a token fetched by this client.
+    let clock = MockClock::new();
+    clock.set_unix_time_ms(Some(wall));
+    let mut store = MemoryStore::<256>::new();
+    {
+        let first = with_store(config(), script::<16>(&[token(T1_5S)]), &clock, &mut store);
+        block_on(first.token()).unwrap();
+        assert_eq!(first.poll_at(), Some(Instant::from_millis(2_500)));
+    }
+    let second = with_store(config(), script::<16>(&[]), &clock, &mut store);
     assert_eq!(token_of(&second), "t1");
-    // Refresh at half of the 89 s counted; expiry 89 s after the load.
-    assert_eq!(
-        second.poll_at(),
-        Some(secs(10) + Duration::from_millis(44_500))
-    );
-    clock.set(secs(10 + 89));
-    assert_eq!(
-        second.state_kind(),
-        StateKind::Valid,
-        "nothing happens without a call"
-    );
-    assert_eq!(
-        token_of(&second),
-        "t2",
-        "t1 must not be served at its expiry"
-    );
+    assert_eq!(second.poll_at(), Some(Instant::from_millis(2_500)));
 }
 
 #[test]
@@ -1765,7 +1879,7 @@ fn after_a_401_another_token_in_the_store_is_adopted_without_a_fetch() {
         &mut store,
     );
     block_on(client.token()).unwrap();
-    block_on(client.with_store_ref(|s| save(s, &key, "t2", UNIX + 100)));
+    block_on(client.with_store_ref(|s| save(s, &key, "t2", ms(UNIX + 100))));
     let mut rx = [0u8; 64];
     let response = block_on(client.send(&Request::new(Method::Get, API), &mut rx)).unwrap();
     assert_eq!(response.status, 200);

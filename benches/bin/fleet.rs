@@ -45,8 +45,8 @@ struct Tally {
 
 async fn parent(args: Args) -> ExitCode {
     let processes: usize = args.get("processes", 8, 8);
-    // Quick: 2 lifetimes of 5 s (not shorter tokens: the store keeps whole Unix seconds, so a
-    // shared copy loses up to 2 s of its lifetime, which a 3 s token could not afford).
+    // Quick: 2 lifetimes of 5 s. The store keeps the expiry in Unix milliseconds and the
+    // workers' clock reads milliseconds, so a shared copy keeps its whole lifetime.
     let lifetime: u64 = args.get("lifetime", 5, 5);
     let lifetimes: u64 = args.get("lifetimes", 10, 2);
     let concurrency: usize = args.get("concurrency", 4, 2);

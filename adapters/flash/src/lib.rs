@@ -189,7 +189,7 @@ impl<F: NorFlash, const N: usize> FlashStore<F, N> {
         Ok(
             match Self::current(&mut self.map, &mut self.buf.0, key).await? {
                 Current::Token(e) => {
-                    e.token == entry.token && e.expires_at_unix == entry.expires_at_unix
+                    e.token == entry.token && e.expires_at_unix_ms() == entry.expires_at_unix_ms()
                 }
                 Current::Empty => entry.token.is_empty(),
                 Current::Unreadable => false,
@@ -269,7 +269,7 @@ impl<F: NorFlash, const N: usize> TokenStore for FlashStore<F, N> {
         let key = map_key(key);
         let unchanged = match Self::current(&mut self.map, &mut self.buf.0, &key).await {
             Ok(Current::Token(e)) => {
-                e.token == t.as_bytes() && e.expires_at_unix == token.expires_at_unix
+                e.token == t.as_bytes() && e.expires_at_unix_ms() == token.expires_at_unix_ms
             }
             Ok(Current::Empty | Current::Unreadable) => false,
             Err(e) => {
@@ -280,8 +280,11 @@ impl<F: NorFlash, const N: usize> TokenStore for FlashStore<F, N> {
         let result = if unchanged {
             Ok(())
         } else {
-            self.write(&key, &Entry::new(&key, token.expires_at_unix, t.as_bytes()))
-                .await
+            self.write(
+                &key,
+                &Entry::new(&key, token.expires_at_unix_ms, t.as_bytes()),
+            )
+            .await
         };
         self.buf.0.zeroize();
         result
@@ -316,6 +319,6 @@ fn copy_out<'b>(e: &Entry<'_>, buf: &'b mut [u8]) -> Option<StoredToken<'b>> {
         .filter(|t| alf::response::is_valid_token(t))?;
     Some(StoredToken {
         access_token,
-        expires_at_unix: e.expires_at_unix,
+        expires_at_unix_ms: e.expires_at_unix_ms(),
     })
 }

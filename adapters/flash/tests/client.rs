@@ -132,7 +132,7 @@ fn a_token_saved_by_hand_with_a_past_expiry_is_not_used() {
         let key = config("device-42").store_key();
         let stale = StoredToken {
             access_token: "stale-token",
-            expires_at_unix: T0 - 1,
+            expires_at_unix_ms: (T0 - 1) * 1000,
         };
         block_on(store.save(&key, stale)).unwrap();
     }

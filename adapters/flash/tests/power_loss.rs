@@ -30,7 +30,7 @@ fn load<const W: usize, const E: usize, const N: usize>(
     let mut s: FlashStore<_, N> = FlashStore::new(flash, 0..pages * E as u32).unwrap();
     let mut buf = [0u8; 2048];
     match block_on(s.load(key, &mut buf)) {
-        Ok(t) => t.map(|t| (t.access_token.to_owned(), t.expires_at_unix)),
+        Ok(t) => t.map(|t| (t.access_token.to_owned(), t.expires_at_unix_ms)),
         Err(e) => panic!("load failed after a reboot: {e:?}"),
     }
 }
@@ -47,7 +47,7 @@ fn save<const W: usize, const E: usize, const N: usize>(
         key,
         StoredToken {
             access_token: t,
-            expires_at_unix: exp,
+            expires_at_unix_ms: exp,
         },
     ))
     .is_ok()
@@ -224,7 +224,7 @@ fn a_cancelled_save_or_clear_leaves_the_previous_token_or_nothing() {
                             KEY,
                             StoredToken {
                                 access_token: &next.0,
-                                expires_at_unix: next.1
+                                expires_at_unix_ms: next.1
                             }
                         ));
                         matches!(fut.as_mut().poll(&mut cx), Poll::Ready(_))

@@ -41,7 +41,7 @@ fn store(f: &mut Flash) -> Store<'_> {
 fn load(s: &mut Store<'_>, key: &str) -> Result<Option<(String, u64)>, FlashStoreError<MockError>> {
     let mut buf = [0u8; 1024];
     block_on(s.load(key, &mut buf))
-        .map(|t| t.map(|t| (t.access_token.to_owned(), t.expires_at_unix)))
+        .map(|t| t.map(|t| (t.access_token.to_owned(), t.expires_at_unix_ms)))
 }
 
 fn save(s: &mut Store<'_>, key: &str, t: &str, exp: u64) -> Result<(), FlashStoreError<MockError>> {
@@ -49,7 +49,7 @@ fn save(s: &mut Store<'_>, key: &str, t: &str, exp: u64) -> Result<(), FlashStor
         key,
         StoredToken {
             access_token: t,
-            expires_at_unix: exp,
+            expires_at_unix_ms: exp,
         },
     ))
 }
@@ -231,7 +231,7 @@ fn max_token_len_is_exact() {
         KEY,
         StoredToken {
             access_token: &t,
-            expires_at_unix: 1,
+            expires_at_unix_ms: 1,
         },
     ))
     .unwrap();
@@ -243,7 +243,7 @@ fn max_token_len_is_exact() {
         KEY,
         StoredToken {
             access_token: &long,
-            expires_at_unix: 1,
+            expires_at_unix_ms: 1,
         },
     ));
     assert_eq!(r, Err(FlashStoreError::TooLarge));

@@ -213,8 +213,9 @@ impl TokenStore for MemcachedStore {
         Ok(StoredToken::decode(&raw, buf))
     }
 
-    /// `set` with the time left until expiry as `exptime` (seconds; past 30 days, the
-    /// absolute Unix time), or `delete` if the token has already expired by the system clock.
+    /// `set` with the time left until expiry as `exptime` (whole seconds, rounded down; past
+    /// 30 days, the absolute Unix time), or `delete` if less than a second is left by the
+    /// system clock.
     async fn save(&mut self, key: &str, token: StoredToken<'_>) -> Result<(), Self::Error> {
         let mut encoded = Zeroizing::new(vec![0u8; token.encoded_len()]);
         let len = token
@@ -222,15 +223,18 @@ impl TokenStore for MemcachedStore {
             .ok_or(MemcachedStoreError::InvalidToken)?;
         let value = &encoded[..len];
         let key = &self.key(key, "")?;
-        let now = lock_id::unix_now_ms() / 1000;
-        let remaining = token.expires_at_unix.saturating_sub(now);
+        // Whole seconds left, rounded down: the entry never outlives the token.
+        let remaining = token
+            .expires_at_unix_ms
+            .saturating_sub(lock_id::unix_now_ms())
+            / 1000;
         if remaining == 0 {
             return self.delete(key).await;
         }
         let exptime = if remaining <= MAX_RELATIVE_EXPTIME {
             remaining
         } else {
-            token.expires_at_unix.min(MAX_EXPTIME)
+            (token.expires_at_unix_ms / 1000).min(MAX_EXPTIME)
         };
         let exptime = i64::try_from(exptime).unwrap_or(i64::MAX);
         self.run(|mut c| async move {

@@ -162,7 +162,7 @@ async fn garbage_in_memcached_means_a_fetch() {
         .data
         .unwrap();
     let raw = String::from_utf8(raw).unwrap();
-    assert!(raw.starts_with("v1\nBearer\n") && raw.ends_with("\ntoken-a"));
+    assert!(raw.starts_with("v2\nBearer\n") && raw.ends_with("\ntoken-a"));
 }
 
 #[tokio::test]
@@ -199,7 +199,7 @@ async fn waits_for_the_lock_holders_token() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let token = StoredToken {
             access_token: "from-the-holder",
-            expires_at_unix: unix_now() + 3600,
+            expires_at_unix_ms: (unix_now() + 3600) * 1000,
         };
         holder.save(&holder_key, token).await.unwrap();
         holder.unlock(&holder_key).await.unwrap();
@@ -296,7 +296,7 @@ fn store_futures_are_send() {
         "k",
         StoredToken {
             access_token: "t",
-            expires_at_unix: 1,
+            expires_at_unix_ms: 1,
         },
     ));
     assert_send(&s.clear("k"));

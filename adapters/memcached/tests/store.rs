@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use alf::{Config, StoredToken, TokenStore};
 use alf_memcached::{MemcachedStore, MemcachedStoreError};
 use async_memcached::{AsciiProtocol, MetaProtocol};
-use support::{MemcachedServer, free_port, unix_now};
+use support::{MemcachedServer, free_port, unix_now_ms};
 
 const KEY: &str = "alf:00112233445566778899aabbccddeeff";
 
@@ -23,13 +23,13 @@ async fn load_owned(
     Ok(store
         .load(key, &mut buf)
         .await?
-        .map(|t| (t.access_token.to_owned(), t.expires_at_unix)))
+        .map(|t| (t.access_token.to_owned(), t.expires_at_unix_ms)))
 }
 
-fn token(access_token: &str, expires_at_unix: u64) -> StoredToken<'_> {
+fn token(access_token: &str, expires_at_unix_ms: u64) -> StoredToken<'_> {
     StoredToken {
         access_token,
-        expires_at_unix,
+        expires_at_unix_ms,
     }
 }
 
@@ -48,7 +48,7 @@ async fn save_load_clear_round_trip() {
     let mut s = store(&server);
     assert_eq!(load_owned(&mut s, KEY).await.unwrap(), None);
 
-    let exp = unix_now() + 3600;
+    let exp = unix_now_ms() + 3600 * 1000;
     s.save(KEY, token("eyJhbGciOi.payload.sig-_~+/=", exp))
         .await
         .unwrap();
@@ -78,7 +78,7 @@ async fn save_load_clear_round_trip() {
         .unwrap()
         .data
         .unwrap();
-    assert_eq!(raw, format!("v1\nBearer\n{}\nsecond", exp + 1).into_bytes());
+    assert_eq!(raw, format!("v2\nBearer\n{}\nsecond", exp + 1).into_bytes());
 
     other.clear(KEY).await.unwrap();
     assert_eq!(load_owned(&mut s, KEY).await.unwrap(), None);
@@ -89,7 +89,7 @@ async fn save_load_clear_round_trip() {
 async fn token_larger_than_the_buffer_is_none() {
     let server = MemcachedServer::start();
     let mut s = store(&server);
-    s.save(KEY, token(&"x".repeat(300), unix_now() + 60))
+    s.save(KEY, token(&"x".repeat(300), unix_now_ms() + 60 * 1000))
         .await
         .unwrap();
     let mut small = [0u8; 299];
@@ -111,7 +111,9 @@ async fn memcached_expires_the_entry_with_the_token() {
     let server = MemcachedServer::start();
     let mut s = store(&server);
 
-    s.save(KEY, token("t", unix_now() + 100)).await.unwrap();
+    s.save(KEY, token("t", unix_now_ms() + 100 * 1000))
+        .await
+        .unwrap();
     let t = ttl(&server, KEY).await.unwrap();
     assert!(t > 95 && t <= 100, "TTL {t}");
 
@@ -119,7 +121,7 @@ async fn memcached_expires_the_entry_with_the_token() {
     // the second: memcached's own clock ticks once a second and may lag ours by one, so an
     // absolute expiry can read back one second longer (seen in CI: 5184001).
     let sixty_days = 60 * 24 * 3600;
-    s.save(KEY, token("t", unix_now() + sixty_days))
+    s.save(KEY, token("t", unix_now_ms() + sixty_days * 1000))
         .await
         .unwrap();
     let t = ttl(&server, KEY).await.unwrap();
@@ -135,12 +137,16 @@ async fn memcached_expires_the_entry_with_the_token() {
     assert!(ttl(&server, KEY).await.unwrap() > 0);
 
     // An already expired token is not stored at all, and replaces what was there.
-    s.save(KEY, token("old", unix_now() - 1)).await.unwrap();
+    s.save(KEY, token("old", unix_now_ms() - 1000))
+        .await
+        .unwrap();
     assert_eq!(ttl(&server, KEY).await, None);
     assert_eq!(load_owned(&mut s, KEY).await.unwrap(), None);
 
     // A short-lived token really disappears.
-    s.save(KEY, token("short", unix_now() + 2)).await.unwrap();
+    s.save(KEY, token("short", unix_now_ms() + 2 * 1000))
+        .await
+        .unwrap();
     assert_eq!(load_owned(&mut s, KEY).await.unwrap().unwrap().0, "short");
     let t = ttl(&server, KEY).await.unwrap();
     assert!(t > 0 && t <= 2, "TTL {t}");
@@ -155,18 +161,37 @@ async fn memcached_expires_the_entry_with_the_token() {
 }
 
 #[tokio::test]
+async fn values_in_the_previous_format_are_still_read() {
+    // `v1`: the expiry in whole Unix seconds, as alf wrote it before it kept milliseconds. A
+    // token already in the store when the fleet upgrades is still used.
+    let server = MemcachedServer::start();
+    let mut s = store(&server);
+    let mut raw = server.raw().await;
+    let exp_secs = unix_now_ms() / 1000 + 3600;
+    let value = format!("v1\nBearer\n{exp_secs}\nold-format");
+    raw.set(KEY, value.as_bytes(), Some(60), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        load_owned(&mut s, KEY).await.unwrap(),
+        Some(("old-format".into(), exp_secs * 1000))
+    );
+}
+
+#[tokio::test]
 async fn garbage_values_load_as_none() {
     let server = MemcachedServer::start();
     let mut s = store(&server);
     let mut raw = server.raw().await;
-    let exp = unix_now() + 3600;
+    let exp = unix_now_ms() + 3600 * 1000;
     let garbage: Vec<Vec<u8>> = vec![
         b"".to_vec(),
         b"hello".to_vec(),
         format!("{exp}").into_bytes(),
         format!("v1\nBearer\n{exp}").into_bytes(),
         format!("v1\nBearer\n{exp}\n").into_bytes(),
-        format!("v2\nBearer\n{exp}\ntok").into_bytes(),
+        format!("v3\nBearer\n{exp}\ntok").into_bytes(),
+        format!("V2\nBearer\n{exp}\ntok").into_bytes(),
         format!("v1\nMAC\n{exp}\ntok").into_bytes(),
         b"v1\nBearer\nsoon\ntok".to_vec(),
         b"v1\nBearer\n-5\ntok".to_vec(),
@@ -203,7 +228,7 @@ async fn invalid_tokens_and_keys_are_refused() {
     let mut s = store(&server);
     for bad in ["", "a b", "a\nb", "a\r\nb", "t\u{e9}"] {
         assert_eq!(
-            s.save(KEY, token(bad, unix_now() + 60)).await,
+            s.save(KEY, token(bad, unix_now_ms() + 60 * 1000)).await,
             Err(MemcachedStoreError::InvalidToken)
         );
     }
@@ -216,7 +241,7 @@ async fn invalid_tokens_and_keys_are_refused() {
             Err(MemcachedStoreError::InvalidKey)
         );
         assert_eq!(
-            s.save(KEY, token("t", unix_now() + 60)).await,
+            s.save(KEY, token("t", unix_now_ms() + 60 * 1000)).await,
             Err(MemcachedStoreError::InvalidKey)
         );
         assert_eq!(
@@ -226,7 +251,9 @@ async fn invalid_tokens_and_keys_are_refused() {
     }
     // The longest prefix that fits, lock suffix included.
     let mut s = store(&server).with_prefix("x".repeat(250 - KEY.len() - ":lock".len()));
-    s.save(KEY, token("t", unix_now() + 60)).await.unwrap();
+    s.save(KEY, token("t", unix_now_ms() + 60 * 1000))
+        .await
+        .unwrap();
     assert!(s.try_lock(KEY, alf::Duration::from_secs(1)).await.unwrap());
 }
 
@@ -253,7 +280,7 @@ async fn clients_with_another_config_do_not_see_the_token() {
 
     let mut a = store(&server);
     let mut b = store(&server);
-    a.save(&key_a, token("token-of-a", unix_now() + 600))
+    a.save(&key_a, token("token-of-a", unix_now_ms() + 600 * 1000))
         .await
         .unwrap();
     assert_eq!(load_owned(&mut b, &key_b).await.unwrap(), None);
@@ -265,7 +292,7 @@ async fn clients_with_another_config_do_not_see_the_token() {
 
     let mut p1 = store(&server).with_prefix("app1:");
     let mut p2 = store(&server).with_prefix("app2:");
-    p1.save(&key_a, token("app1-token", unix_now() + 600))
+    p1.save(&key_a, token("app1-token", unix_now_ms() + 600 * 1000))
         .await
         .unwrap();
     assert_eq!(load_owned(&mut p2, &key_a).await.unwrap(), None);
@@ -298,7 +325,11 @@ async fn memcached_down_at_start_fails_fast() {
         assert!(started.elapsed() < timeout, "took {:?}", started.elapsed());
     }
     let started = Instant::now();
-    assert!(s.save(KEY, token("t", unix_now() + 60)).await.is_err());
+    assert!(
+        s.save(KEY, token("t", unix_now_ms() + 60 * 1000))
+            .await
+            .is_err()
+    );
     assert!(s.try_lock(KEY, alf::Duration::from_secs(1)).await.is_err());
     assert!(s.unlock(KEY).await.is_err());
     assert!(s.clear(KEY).await.is_err());
@@ -355,7 +386,7 @@ async fn silent_server_times_out() {
 async fn memcached_killed_mid_run_then_back() {
     let mut server = MemcachedServer::start();
     let mut s = store(&server);
-    let exp = unix_now() + 600;
+    let exp = unix_now_ms() + 600 * 1000;
     s.save(KEY, token("t1", exp)).await.unwrap();
 
     server.kill();

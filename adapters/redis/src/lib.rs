@@ -228,8 +228,7 @@ impl TokenStore for RedisStore {
             .ok_or(RedisStoreError::InvalidToken)?;
         let value = &encoded[..len];
         let ttl_ms = token
-            .expires_at_unix
-            .saturating_mul(1000)
+            .expires_at_unix_ms
             .saturating_sub(lock_id::unix_now_ms())
             .min(MAX_TTL_MS);
         let key = &self.key(key);

@@ -142,7 +142,7 @@ async fn garbage_in_redis_means_a_fetch() {
     a.with_transport(|t| t.done()).await;
     // And the entry is repaired for the others.
     let raw: String = server.raw().await.get(key.as_str()).await.unwrap();
-    assert!(raw.starts_with("v1\nBearer\n") && raw.ends_with("\ntoken-a"));
+    assert!(raw.starts_with("v2\nBearer\n") && raw.ends_with("\ntoken-a"));
 }
 
 #[tokio::test]
@@ -179,7 +179,7 @@ async fn waits_for_the_lock_holders_token() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let token = StoredToken {
             access_token: "from-the-holder",
-            expires_at_unix: unix_now() + 3600,
+            expires_at_unix_ms: (unix_now() + 3600) * 1000,
         };
         holder.save(&holder_key, token).await.unwrap();
         holder.unlock(&holder_key).await.unwrap();
@@ -276,7 +276,7 @@ fn store_futures_are_send() {
         "k",
         StoredToken {
             access_token: "t",
-            expires_at_unix: 1,
+            expires_at_unix_ms: 1,
         },
     ));
     assert_send(&s.clear("k"));

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use alf::{Clock, Instant};
+use alf::{Clock, Instant, UnixTime};
 
 /// The farthest a sleep reaches, so that `Instant::MAX` ("never") does not overflow tokio's
 /// instant: about 30 years.
@@ -14,8 +14,8 @@ const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 86_400);
 ///   [`tokio::time::Instant`] (monotonic; it also follows tokio's paused test time).
 /// - [`sleep_until`](Clock::sleep_until) sleeps with [`tokio::time::sleep_until`]: it needs a
 ///   tokio runtime with the time driver enabled, and is cancel-safe.
-/// - [`unix_time`](Clock::unix_time) reads [`SystemTime`]; it is `None` only if the system
-///   clock is set before 1970.
+/// - [`unix_time`](Clock::unix_time) reads [`SystemTime`] in milliseconds (rounded down,
+///   [`UnixTime::from_millis`]); it is `None` only if the system clock is set before 1970.
 ///
 /// Copying is free; copies share the same origin.
 #[derive(Debug, Clone, Copy)]
@@ -61,10 +61,12 @@ impl Clock for TokioClock {
         tokio::time::sleep_until(self.to_tokio(deadline)).await;
     }
 
-    fn unix_time(&self) -> Option<u64> {
-        SystemTime::now()
+    fn unix_time(&self) -> Option<UnixTime> {
+        let since_epoch = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
-            .ok()
-            .map(|d| d.as_secs())
+            .ok()?;
+        Some(UnixTime::from_millis(
+            u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX),
+        ))
     }
 }

@@ -1408,16 +1408,16 @@ fn store_key(fx: &FaultServer) -> String {
 
 /// A stored value (the format shared by the stores) for `token`, valid for an hour.
 fn stored_value(token: &str) -> Vec<u8> {
-    let unix = SystemTime::now()
+    let unix_ms = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
-        .as_secs();
-    format!("v1\nBearer\n{}\n{token}", unix + 3600).into_bytes()
+        .as_millis();
+    format!("v2\nBearer\n{}\n{token}", unix_ms + 3_600_000).into_bytes()
 }
 
 fn holds(value: Option<Vec<u8>>, token: &str) -> bool {
     value.is_some_and(|v| {
-        v.starts_with(b"v1\nBearer\n") && v.ends_with(format!("\n{token}").as_bytes())
+        v.starts_with(b"v2\nBearer\n") && v.ends_with(format!("\n{token}").as_bytes())
     })
 }
 
@@ -1736,9 +1736,12 @@ impl alf::Clock for TestClock {
         self.ms.fetch_max(deadline.as_millis(), SeqCst);
         tokio::task::yield_now().await;
     }
-    fn unix_time(&self) -> Option<u64> {
+    /// A wall clock in whole seconds (an RTC's).
+    fn unix_time(&self) -> Option<alf::UnixTime> {
         let w = (*self.wall_at_zero.lock().unwrap())?;
-        u64::try_from(w + (self.ms.load(SeqCst) / 1000) as i64).ok()
+        u64::try_from(w + (self.ms.load(SeqCst) / 1000) as i64)
+            .ok()
+            .map(alf::UnixTime::from_secs)
     }
 }
 

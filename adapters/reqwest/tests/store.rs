@@ -197,7 +197,7 @@ impl TokenStore for WatchedStore {
         buf: &'b mut [u8],
     ) -> Result<Option<StoredToken<'b>>, Self::Error> {
         let token = self.0.inner.token.lock().unwrap().clone();
-        let Some((k, t, expires_at_unix)) = token else {
+        let Some((k, t, expires_at_unix_ms)) = token else {
             return Ok(None);
         };
         if k != key || t.len() > buf.len() {
@@ -206,7 +206,7 @@ impl TokenStore for WatchedStore {
         buf[..t.len()].copy_from_slice(t.as_bytes());
         Ok(Some(StoredToken {
             access_token: core::str::from_utf8(&buf[..t.len()]).unwrap(),
-            expires_at_unix,
+            expires_at_unix_ms,
         }))
     }
 
@@ -214,7 +214,7 @@ impl TokenStore for WatchedStore {
         *self.0.inner.token.lock().unwrap() = Some((
             key.to_owned(),
             token.access_token.to_owned(),
-            token.expires_at_unix,
+            token.expires_at_unix_ms,
         ));
         self.0.inner.saves.fetch_add(1, SeqCst);
         Ok(())

@@ -163,7 +163,15 @@ async fn tokio_clock_is_monotonic_and_never_wakes_early() {
     .await;
     assert!(never.is_err());
     let unix = clock.unix_time().unwrap();
-    assert!(unix > 1_700_000_000, "{unix}");
+    assert!(unix.as_secs() > 1_700_000_000, "{unix:?}");
+    assert_eq!(unix.resolution(), alf::Duration::from_millis(1));
+    let system_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    // Milliseconds, never ahead of the system clock read just after.
+    assert!(u128::from(unix.as_millis()) <= system_ms);
+    assert!(system_ms - u128::from(unix.as_millis()) < 1000);
 }
 
 #[tokio::test(start_paused = true)]

@@ -572,14 +572,47 @@ async fn embassy_clock() {
     assert!(clock.now() >= deadline, "never wakes early");
     clock.sleep_until(t0).await; // in the past: returns at once
 
+    // Whole seconds: the reading moves on in milliseconds, with a resolution of one second.
     clock.set_unix_time(1_700_000_000);
     let unix = clock.unix_time().unwrap();
-    assert!((1_700_000_000..1_700_000_002).contains(&unix), "{unix}");
+    assert!(
+        (1_700_000_000_000..1_700_000_001_000).contains(&unix.as_millis()),
+        "{unix:?}"
+    );
+    assert_eq!(unix.resolution(), alf::Duration::from_secs(1));
+    let t = clock.now();
+    clock.sleep_until(t + alf::Duration::from_millis(20)).await;
+    let later = clock.unix_time().unwrap();
+    assert!(
+        later.as_millis() >= unix.as_millis() + 20,
+        "{unix:?} {later:?}"
+    );
     clock.clear_unix_time();
     assert_eq!(clock.unix_time(), None);
 
+    // Milliseconds: a resolution of one millisecond.
+    clock.set_unix_time_ms(1_700_000_000_123);
+    let unix = clock.unix_time().unwrap();
+    assert!(
+        (1_700_000_000_123..1_700_000_000_623).contains(&unix.as_millis()),
+        "{unix:?}"
+    );
+    assert_eq!(unix.resolution(), alf::Duration::from_millis(1));
+    assert!(clock.unix_offset().unwrap() <= unix.as_secs());
+    // Setting it again in whole seconds goes back to a resolution of one second.
+    clock.set_unix_time(1_700_000_100);
+    let unix = clock.unix_time().unwrap();
+    assert_eq!(unix.resolution(), alf::Duration::from_secs(1));
+    assert!(
+        (1_700_000_100_000..1_700_000_101_000).contains(&unix.as_millis()),
+        "{unix:?}"
+    );
+
     let boot = EmbassyClock::with_unix_offset(1_600_000_000);
     assert_eq!(boot.unix_offset(), Some(1_600_000_000));
-    assert!(boot.unix_time().unwrap() >= 1_600_000_000);
+    let unix = boot.unix_time().unwrap();
+    assert!(unix.as_secs() >= 1_600_000_000);
+    assert_eq!(unix.resolution(), alf::Duration::from_secs(1));
     assert_eq!(EmbassyClock::with_unix_offset(u64::MAX).unix_time(), None);
+    assert_eq!(EmbassyClock::with_unix_offset(0).unix_time(), None);
 }

@@ -66,3 +66,14 @@ pub fn unix_now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+#[allow(dead_code)] // Not every test binary uses it.
+pub fn unix_now_ms() -> u64 {
+    u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}

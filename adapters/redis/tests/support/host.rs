@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alf::testing::MockError;
-use alf::{Clock, Instant, Request, Response, Transport};
+use alf::{Clock, Instant, Request, Response, Transport, UnixTime};
 use embedded_io::ErrorKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -32,8 +32,11 @@ impl Clock for TokioClock {
     async fn sleep_until(&self, deadline: Instant) {
         tokio::time::sleep_until(self.origin + Duration::from_millis(deadline.as_millis())).await;
     }
-    fn unix_time(&self) -> Option<u64> {
-        Some(SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs())
+    fn unix_time(&self) -> Option<UnixTime> {
+        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
+        Some(UnixTime::from_millis(
+            u64::try_from(since_epoch.as_millis()).ok()?,
+        ))
     }
 }
 
