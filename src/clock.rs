@@ -122,7 +122,8 @@ impl UnixTime {
     }
 
     /// The latest millisecond this reading stands for: `as_millis() + resolution - 1`
-    /// (saturating). alf counts a loaded token's time left from here.
+    /// (saturating). alf counts a loaded token's time left from the end of it (one
+    /// millisecond later).
     pub const fn latest_millis(self) -> u64 {
         self.millis.saturating_add(self.resolution_ms - 1)
     }
