@@ -7,25 +7,15 @@
 mod support;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use alf::{Client, Config};
 use alf_redis::RedisStore;
-use support::RedisServer;
 use support::host::{HttpTransport, TokenServer, TokioClock};
+use support::{RedisServer, unix_now_ms};
 
 const CHILDREN: usize = 6;
 const MARK: &str = "ALF-FLEET-TOKEN";
-
-fn unix_now_ms() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
 
 #[test]
 fn fleet_of_processes_fetches_once() {

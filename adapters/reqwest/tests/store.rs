@@ -12,12 +12,13 @@ mod support;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use alf::{StoredToken, TokenStore};
 use alf_memcached::MemcachedStore;
 use alf_redis::RedisStore;
 use alf_reqwest::Client;
+use alf_test_hygiene::unix_now_ms;
 use common::Fixture;
 use support::{Server, free_port};
 
@@ -359,16 +360,6 @@ fn the_refresh_thread_ends_quietly_when_the_runtime_shuts_down_first() {
 
 const FLEET: usize = 4;
 const MARK: &str = "ALF-REQWEST-FLEET";
-
-fn unix_now_ms() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
 
 /// Run `FLEET` copies of this binary as `fleet_child_process` against one token server (slow,
 /// so that they all need a token while the first one fetches); return the number of token

@@ -243,6 +243,19 @@ pub fn scan(dir: &Path) -> std::io::Result<Report> {
     Ok(report)
 }
 
+/// Milliseconds since the Unix epoch, from the system clock.
+pub fn unix_now_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the system clock is after 1970");
+    u64::try_from(since.as_millis()).expect("milliseconds fit in u64")
+}
+
+/// Whole seconds since the Unix epoch, from the system clock.
+pub fn unix_now() -> u64 {
+    unix_now_ms() / 1000
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,8 +3,6 @@
 
 pub mod host;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use alf_test_hygiene::servers::{REDIS, Server};
 
 /// A loopback port nothing listens on (just now).
@@ -63,19 +61,10 @@ impl RedisServer {
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    alf_test_hygiene::unix_now()
 }
 
-#[allow(dead_code)] // Not every test binary uses it.
+/// Milliseconds since the Unix epoch.
 pub fn unix_now_ms() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
+    alf_test_hygiene::unix_now_ms()
 }
