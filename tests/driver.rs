@@ -1722,6 +1722,17 @@ fn a_stored_token_is_adopted_with_its_refresh_scheduled_from_what_is_left() {
 }
 
 /// A configuration whose refresh is due at the expiry itself: `poll_at` is then the expiry.
+/// A first client (refreshing at expiry) fetches `body` and saves it in `store`, then goes away.
+fn fetch_and_store(clock: &MockClock, store: &mut MemoryStore<256>, body: &'static [u8]) {
+    let first = with_store(
+        config_refreshing_at_expiry(),
+        script::<16>(&[token(body)]),
+        clock,
+        store,
+    );
+    block_on(first.token()).unwrap();
+}
+
 fn config_refreshing_at_expiry() -> Config {
     builder()
         .refresh_policy(NO_JITTER.margin(Duration::ZERO))
@@ -1741,15 +1752,7 @@ fn with_a_seconds_wall_clock_a_loaded_token_never_outlives_its_stored_expiry() {
         let clock = MockClock::new();
         clock.set_unix_time(Some(UNIX));
         let mut store = MemoryStore::<256>::new();
-        {
-            let first = with_store(
-                config_refreshing_at_expiry(),
-                script::<16>(&[token(T1)]),
-                &clock,
-                &mut store,
-            );
-            block_on(first.token()).unwrap();
-        }
+        fetch_and_store(&clock, &mut store, T1);
         clock.set(Instant::from_millis(load_at_ms));
         let second = with_store(
             config_refreshing_at_expiry(),
@@ -1815,15 +1818,7 @@ fn with_a_millisecond_wall_clock_a_stored_token_keeps_its_whole_lifetime() {
         clock.set_unix_time_ms(Some(wall));
         let key = config().store_key();
         let mut store = MemoryStore::<256>::new();
-        {
-            let first = with_store(
-                config_refreshing_at_expiry(),
-                script::<16>(&[token(T1_5S)]),
-                &clock,
-                &mut store,
-            );
-            block_on(first.token()).unwrap();
-        }
+        fetch_and_store(&clock, &mut store, T1_5S);
         assert_eq!(
             stored(&mut store, &key),
             Some(("t1".to_owned(), wall + 5_000))
