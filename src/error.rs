@@ -53,15 +53,19 @@ pub enum OAuthErrorCode {
 impl OAuthErrorCode {
     /// Map an `error` value to a code.
     pub fn parse(code: &str) -> Self {
-        match code {
-            "invalid_request" => Self::InvalidRequest,
-            "invalid_client" => Self::InvalidClient,
-            "invalid_grant" => Self::InvalidGrant,
-            "unauthorized_client" => Self::UnauthorizedClient,
-            "unsupported_grant_type" => Self::UnsupportedGrantType,
-            "invalid_scope" => Self::InvalidScope,
-            _ => Self::Unknown,
-        }
+        // A table search: a `match` on the strings compiles to a byte-by-byte decision tree
+        // several times larger.
+        [
+            Self::InvalidRequest,
+            Self::InvalidClient,
+            Self::InvalidGrant,
+            Self::UnauthorizedClient,
+            Self::UnsupportedGrantType,
+            Self::InvalidScope,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == code)
+        .unwrap_or(Self::Unknown)
     }
 
     /// The code as it appears on the wire (`"unknown"` for [`Unknown`](Self::Unknown)).

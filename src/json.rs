@@ -19,8 +19,10 @@
 //! One difference: skipped arrays and objects nest at most [`MAX_DEPTH`] deep. They are
 //! skipped without recursion (serde-json-core recursed without a limit, so a deeply nested body
 //! could overflow a device's stack); the scanner keeps two bits per open level.
-
-use serde_json_core::str::{EscapedStr, EscapedStringFragment};
+//!
+//! Unescaping ([`next_piece`], [`unescape`]) follows serde-json-core's `EscapedStr` exactly
+//! (including its quirks: no surrogate pairs, and `\u+0e9` read as `\u00e9` because it parses
+//! the four digits with `u32::from_str_radix`), on bytes and without its `str` slicing.
 
 /// How deep skipped arrays and objects may nest.
 pub(crate) const MAX_DEPTH: usize = 1024;
@@ -40,8 +42,9 @@ pub(crate) enum Error {
 pub(crate) struct Text<'a, 'b> {
     /// As written in the body, between the quotes (escapes kept).
     pub(crate) raw: &'a str,
-    /// Unescaped: `raw` itself when it holds no backslash or when not unescaping.
-    pub(crate) text: &'b str,
+    /// Unescaped: `raw` itself when it holds no backslash or when not unescaping. Always UTF-8
+    /// (unescaping valid UTF-8 gives valid UTF-8), kept as bytes to avoid checking it again.
+    pub(crate) text: &'b [u8],
 }
 
 pub(crate) struct Scanner<'a, 's> {
@@ -91,10 +94,14 @@ impl<'a, 's> Scanner<'a, 's> {
             return Err(Error::Invalid);
         }
         let start = self.at;
+        let mut escaped = false;
         loop {
             match self.body.get(self.at) {
                 Some(b'"') => break,
-                Some(b'\\') => self.at += 2,
+                Some(b'\\') => {
+                    escaped = true;
+                    self.at += 2;
+                }
                 Some(_) => self.at += 1,
                 None => return Err(Error::Invalid),
             }
@@ -105,17 +112,15 @@ impl<'a, 's> Scanner<'a, 's> {
             .and_then(|raw| core::str::from_utf8(raw).ok())
             .ok_or(Error::Invalid)?;
         self.at += 1;
-        let plain = Text { raw, text: raw };
         match self.scratch.as_deref_mut() {
-            Some(buf) if raw.contains('\\') => {
-                let len = unescape(raw, buf)?;
-                let text = buf
-                    .get(..len)
-                    .and_then(|t| core::str::from_utf8(t).ok())
-                    .ok_or(Error::Invalid)?;
-                Ok(f(Text { raw, text }))
-            }
-            _ => Ok(f(plain)),
+            Some(buf) if escaped => Ok(f(Text {
+                raw,
+                text: unescape(raw.as_bytes(), buf)?,
+            })),
+            _ => Ok(f(Text {
+                raw,
+                text: raw.as_bytes(),
+            })),
         }
     }
 
@@ -254,7 +259,7 @@ impl<'a, 's> Scanner<'a, 's> {
     /// reads the value.
     pub(crate) fn object<K>(
         &mut self,
-        key: impl Fn(&str) -> K,
+        key: impl Fn(&[u8]) -> K,
         mut member: impl FnMut(&mut Self, K) -> Result<(), Error>,
     ) -> Result<(), Error> {
         if self.next_byte()? != b'{' {
@@ -284,20 +289,176 @@ impl<'a, 's> Scanner<'a, 's> {
     }
 }
 
-/// Unescape `raw` into `buf`; the length written.
-fn unescape(raw: &str, buf: &mut [u8]) -> Result<usize, Error> {
-    let mut len = 0;
-    for fragment in EscapedStr(raw).fragments() {
-        let mut utf8 = [0u8; 4];
-        let bytes = match fragment.map_err(|_| Error::Unescape)? {
-            EscapedStringFragment::NotEscaped(s) => s.as_bytes(),
-            EscapedStringFragment::Escaped(c) => c.encode_utf8(&mut utf8).as_bytes(),
+/// The next piece of the escaped string `rest` (advanced past it), as serde-json-core's
+/// `EscapedStr::fragments` splits it: a run without backslash as it stands, or one escape
+/// decoded into `utf8`. Empty when `rest` is. An escape that does not decode (`\q`, a
+/// surrogate such as `\ud83d`, or a string that ends early) is [`Error::Unescape`].
+pub(crate) fn next_piece<'r: 'p, 'p>(
+    rest: &mut &'r [u8],
+    utf8: &'p mut [u8; 4],
+) -> Result<&'p [u8], Error> {
+    let [b'\\', tail @ ..] = *rest else {
+        let run_len = rest.iter().take_while(|&&b| b != b'\\').count();
+        let (run, tail) = rest.split_at_checked(run_len).unwrap_or((rest, &[]));
+        *rest = tail;
+        return Ok(run);
+    };
+    let (c, tail) = match tail {
+        [b'u', a, b, c, d, tail @ ..] => (hex4([*a, *b, *c, *d]).ok_or(Error::Unescape)?, tail),
+        [e, tail @ ..] => {
+            let c = match e {
+                b'"' | b'\\' | b'/' => *e,
+                b'b' => 0x08,
+                b'f' => 0x0c,
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b't' => b'\t',
+                _ => return Err(Error::Unescape),
+            };
+            (u32::from(c), tail)
+        }
+        [] => return Err(Error::Unescape),
+    };
+    *rest = tail;
+    // UTF-8 of a code point below 0x10000 that is not a surrogate (`char::from_u32`'s rule).
+    let cont = |shift: u32| 0x80 | (c >> shift & 0x3f) as u8;
+    Ok(match c {
+        0..0x80 => {
+            utf8[0] = c as u8;
+            &utf8[..1]
+        }
+        0x80..0x800 => {
+            *utf8 = [0xc0 | (c >> 6) as u8, cont(0), 0, 0];
+            &utf8[..2]
+        }
+        0xd800..0xe000 => return Err(Error::Unescape),
+        _ => {
+            *utf8 = [0xe0 | (c >> 12) as u8, cont(6), cont(0), 0];
+            &utf8[..3]
+        }
+    })
+}
+
+/// Four hexadecimal digits as `u32::from_str_radix(_, 16)` reads them: the first may be a
+/// `+` sign.
+fn hex4(digits: [u8; 4]) -> Option<u32> {
+    let digits: &[u8] = match &digits {
+        [b'+', rest @ ..] => rest,
+        all => all,
+    };
+    digits.iter().try_fold(0u32, |value, &d| {
+        let d = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            b'A'..=b'F' => d - b'A' + 10,
+            _ => return None,
         };
+        Some(value << 4 | u32::from(d))
+    })
+}
+
+/// Unescape `raw` into `buf`; the part of `buf` written. [`Error::Unescape`] when an escape
+/// does not decode or the result does not fit.
+pub(crate) fn unescape<'b>(raw: &[u8], buf: &'b mut [u8]) -> Result<&'b [u8], Error> {
+    let mut rest = raw;
+    let mut len = 0;
+    while !rest.is_empty() {
+        let mut utf8 = [0u8; 4];
+        let piece = next_piece(&mut rest, &mut utf8)?;
         buf.get_mut(len..)
-            .and_then(|rest| rest.get_mut(..bytes.len()))
+            .and_then(|free| free.get_mut(..piece.len()))
             .ok_or(Error::Unescape)?
-            .copy_from_slice(bytes);
-        len += bytes.len();
+            .copy_from_slice(piece);
+        len += piece.len();
     }
-    Ok(len)
+    buf.get(..len).ok_or(Error::Unescape)
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use serde_json_core::str::{EscapedStr, EscapedStringFragment};
+    use std::vec::Vec;
+
+    /// serde-json-core's unescaping, which [`next_piece`] replaces: the pieces, or `None` at
+    /// the first escape that does not decode.
+    fn theirs(raw: &str) -> Vec<Option<Vec<u8>>> {
+        let mut out = Vec::new();
+        for fragment in EscapedStr(raw).fragments() {
+            let mut utf8 = [0u8; 4];
+            out.push(match fragment {
+                Ok(EscapedStringFragment::NotEscaped(s)) => Some(s.as_bytes().to_vec()),
+                Ok(EscapedStringFragment::Escaped(c)) => {
+                    Some(c.encode_utf8(&mut utf8).as_bytes().to_vec())
+                }
+                Err(_) => None,
+            });
+            if out.last() == Some(&None) {
+                break;
+            }
+        }
+        out
+    }
+
+    fn mine(raw: &str) -> Vec<Option<Vec<u8>>> {
+        let mut out = Vec::new();
+        let mut rest = raw.as_bytes();
+        while !rest.is_empty() {
+            let mut utf8 = [0u8; 4];
+            match next_piece(&mut rest, &mut utf8) {
+                Ok(piece) => out.push(Some(piece.to_vec())),
+                Err(_) => {
+                    out.push(None);
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn pieces_are_serde_json_core_s_fragments() {
+        for raw in [
+            "",
+            "abc",
+            "a\\/b",
+            "\\u00e9\\u0041x",
+            "\\u+0e9",
+            "\\u-0e9",
+            "\\ud83d\\ude00",
+            "\\uDFFF",
+            "\\uE000",
+            "\\u07ff\\u0800\\uffff",
+            "\\q",
+            "\\",
+            "x\\u12",
+            "\\u12345",
+            "\\\"\\\\\\/\\b\\f\\n\\r\\t",
+            "caf\u{e9}\\u00e9",
+            "\\\u{e9}",
+            "\\u00\u{e9}",
+        ] {
+            assert_eq!(mine(raw), theirs(raw), "{raw:?}");
+        }
+        // Random strings over the characters that matter.
+        let alphabet = [
+            "\\", "u", "+", "-", "0", "7", "d", "D", "8", "f", "F", "g", "n", "/", "\"", "\u{e9}",
+            "a",
+        ];
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for _ in 0..200_000 {
+            let mut raw = std::string::String::new();
+            for _ in 0..next() % 12 {
+                raw.push_str(alphabet[(next() % alphabet.len() as u64) as usize]);
+            }
+            assert_eq!(mine(&raw), theirs(&raw), "{raw:?}");
+        }
+    }
 }
