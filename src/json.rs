@@ -88,8 +88,9 @@ impl<'a, 's> Scanner<'a, 's> {
         }
     }
 
-    /// A string, handed to `f`.
-    fn string<R>(&mut self, f: impl FnOnce(Text<'a, '_>) -> R) -> Result<R, Error> {
+    /// A string. Not generic and not inlined: one copy of the code for every caller.
+    #[inline(never)]
+    fn string(&mut self) -> Result<Text<'a, '_>, Error> {
         if self.next_byte()? != b'"' {
             return Err(Error::Invalid);
         }
@@ -112,16 +113,26 @@ impl<'a, 's> Scanner<'a, 's> {
             .and_then(|raw| core::str::from_utf8(raw).ok())
             .ok_or(Error::Invalid)?;
         self.at += 1;
-        match self.scratch.as_deref_mut() {
-            Some(buf) if escaped => Ok(f(Text {
-                raw,
-                text: unescape(raw.as_bytes(), buf)?,
-            })),
-            _ => Ok(f(Text {
-                raw,
-                text: raw.as_bytes(),
-            })),
+        let text = match self.scratch.as_deref_mut() {
+            Some(buf) if escaped => unescape(raw.as_bytes(), buf)?,
+            _ => raw.as_bytes(),
+        };
+        Ok(Text { raw, text })
+    }
+
+    /// `true` when the value here is `null` (then consumed); `false` for any other value
+    /// (not consumed).
+    fn null(&mut self) -> Result<bool, Error> {
+        if self.peek() != Some(b'n') {
+            return Ok(false);
         }
+        for expected in *b"null" {
+            if self.body.get(self.at) != Some(&expected) {
+                return Err(Error::Invalid);
+            }
+            self.at += 1;
+        }
+        Ok(true)
     }
 
     /// `null`, or the value read by `value`.
@@ -129,13 +140,7 @@ impl<'a, 's> Scanner<'a, 's> {
         &mut self,
         value: impl FnOnce(&mut Self) -> Result<T, Error>,
     ) -> Result<Option<T>, Error> {
-        if self.peek() == Some(b'n') {
-            for expected in *b"null" {
-                if self.body.get(self.at) != Some(&expected) {
-                    return Err(Error::Invalid);
-                }
-                self.at += 1;
-            }
+        if self.null()? {
             return Ok(None);
         }
         value(self).map(Some)
@@ -148,24 +153,25 @@ impl<'a, 's> Scanner<'a, 's> {
         other: T,
     ) -> Result<T, Error> {
         if self.peek() == Some(b'"') {
-            return self.string(on_string);
+            return self.string().map(on_string);
         }
-        if self.skip_flat()? {
-            self.skip_nested()?;
-        }
+        self.skip()?;
         Ok(other)
     }
 
     /// Skip one value.
     pub(crate) fn skip(&mut self) -> Result<(), Error> {
-        self.string_or(|_| (), ())
+        if self.skip_flat()? {
+            self.skip_nested()?;
+        }
+        Ok(())
     }
 
     /// Skip a string or a scalar; `true` (nothing consumed) when the value is an array or an
     /// object.
     fn skip_flat(&mut self) -> Result<bool, Error> {
         match self.peek().ok_or(Error::Invalid)? {
-            b'"' => self.string(|_| false),
+            b'"' => self.string().map(|_| false),
             b'[' | b'{' => Ok(true),
             b',' | b'}' | b']' => Err(Error::Invalid),
             // Anything up to the next delimiter, as serde-json-core skips scalars.
@@ -246,7 +252,7 @@ impl<'a, 's> Scanner<'a, 's> {
                 if self.peek() != Some(b'"') {
                     return Err(Error::Invalid); // a trailing comma, or a key that is not a string
                 }
-                self.string(|_| ())?;
+                self.string()?;
                 if self.next_byte()? != b':' {
                     return Err(Error::Invalid);
                 }
@@ -278,7 +284,7 @@ impl<'a, 's> Scanner<'a, 's> {
             if self.peek() != Some(b'"') {
                 return Err(Error::Invalid); // a trailing comma, or a key that is not a string
             }
-            let k = self.string(|t| key(t.text))?;
+            let k = key(self.string()?.text);
             if self.next_byte()? != b':' {
                 return Err(Error::Invalid);
             }
