@@ -332,21 +332,30 @@ fn sanitize(text: &[u8], secret: &str) -> Option<String<ERROR_TEXT_CAPACITY>> {
 /// `expires_in` as whole seconds: a JSON number (`3600`, `3599.9`, `3.6e3`) or a string of
 /// digits (`"3600"`). Zero, negative and malformed values are `None`; huge values saturate.
 pub fn parse_expires_in(raw: &[u8]) -> Option<u64> {
-    let (digits, is_string) = match raw {
-        [b'"', inner @ .., b'"'] => (inner, true),
-        _ => (raw, false),
-    };
-    let secs = if is_string {
-        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-            return None;
+    let secs = match raw {
+        [b'"', digits @ .., b'"'] => {
+            if digits.is_empty() || digit_count(digits) != digits.len() {
+                return None;
+            }
+            digits.iter().fold(0, |value, &d| push_digit(value, d))
         }
-        digits.iter().fold(0u64, |a, d| {
-            a.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-        })
-    } else {
-        parse_json_number_floor(digits)?
+        _ => parse_json_number_floor(raw)?,
     };
     (secs > 0).then_some(secs)
+}
+
+/// How many ASCII digits `s` starts with.
+fn digit_count(s: &[u8]) -> usize {
+    s.iter().take_while(|b| b.is_ascii_digit()).count()
+}
+
+/// `value * 10 + digit` (`digit` an ASCII digit), saturating at `u64::MAX`. Not inlined: the
+/// 64-bit arithmetic exists once for every digit loop.
+#[inline(never)]
+fn push_digit(value: u64, digit: u8) -> u64 {
+    value
+        .saturating_mul(10)
+        .saturating_add(u64::from(digit.wrapping_sub(b'0')))
 }
 
 /// The floor of a non-negative JSON number, saturating at `u64::MAX`; `None` for a negative
@@ -356,58 +365,57 @@ fn parse_json_number_floor(s: &[u8]) -> Option<u64> {
         [b'-', rest @ ..] => (true, rest),
         _ => (false, s),
     };
-    let int_len = s.iter().take_while(|b| b.is_ascii_digit()).count();
-    if int_len == 0 || (int_len > 1 && s[0] == b'0') {
+    let int_len = digit_count(s);
+    if int_len == 0 || (int_len > 1 && s.first() == Some(&b'0')) {
         return None;
     }
-    let (int, mut rest) = s.split_at(int_len);
+    let (int, mut rest) = s.split_at_checked(int_len)?;
     let mut frac: &[u8] = &[];
     if let [b'.', tail @ ..] = rest {
-        let n = tail.iter().take_while(|b| b.is_ascii_digit()).count();
+        let n = digit_count(tail);
         if n == 0 {
             return None;
         }
-        frac = &tail[..n];
-        rest = &tail[n..];
+        (frac, rest) = tail.split_at_checked(n)?;
     }
-    let mut exp: i64 = 0;
+    // The exponent, within +-10 000 (enough to saturate or to reach zero); `isize`, not `i64`:
+    // no 64-bit arithmetic on 32-bit targets.
+    let mut exp: isize = 0;
     if let [b'e' | b'E', tail @ ..] = rest {
-        let (sign, tail) = match tail {
-            [b'-', t @ ..] => (-1, t),
-            [b'+', t @ ..] => (1, t),
-            t => (1, t),
+        let (negative_exp, tail) = match tail {
+            [b'-', t @ ..] => (true, t),
+            [b'+', t @ ..] => (false, t),
+            t => (false, t),
         };
-        if tail.is_empty() || !tail.iter().all(u8::is_ascii_digit) {
+        if tail.is_empty() || digit_count(tail) != tail.len() {
             return None;
         }
-        exp = sign
-            * tail
-                .iter()
-                .fold(0i64, |a, d| {
-                    a.saturating_mul(10).saturating_add(i64::from(d - b'0'))
-                })
-                .min(10_000);
+        let e = tail
+            .iter()
+            .fold(0u16, |a, d| {
+                a.saturating_mul(10).saturating_add(u16::from(d - b'0'))
+            })
+            .min(10_000) as isize;
+        exp = if negative_exp { -e } else { e };
         rest = &[];
     }
     if !rest.is_empty() {
         return None;
     }
-    // value = int.frac * 10^exp; take the digits that land before the decimal point.
-    let all_digits = int.iter().chain(frac.iter());
-    let point = i64::try_from(int.len())
-        .unwrap_or(i64::MAX)
-        .saturating_add(exp);
+    // value = int.frac * 10^exp; take the digits that land before the decimal point. (A slice
+    // is at most `isize::MAX` bytes long, so the lengths convert exactly.)
+    let point = (int.len() as isize).saturating_add(exp);
     let mut value = 0u64;
     let mut nonzero = false;
-    for (i, d) in all_digits.enumerate() {
-        nonzero |= *d != b'0';
-        if (i as i64) < point {
-            value = value.saturating_mul(10).saturating_add(u64::from(d - b'0'));
+    for (i, &d) in int.iter().chain(frac).enumerate() {
+        nonzero |= d != b'0';
+        if (i as isize) < point {
+            value = push_digit(value, d);
         }
     }
-    let total = (int.len() + frac.len()) as i64;
+    let total = (int.len() + frac.len()) as isize;
     for _ in total..point.min(total + 40) {
-        value = value.saturating_mul(10);
+        value = push_digit(value, b'0');
     }
     if negative && nonzero {
         return None;
