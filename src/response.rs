@@ -429,21 +429,18 @@ pub fn top_level_value<'a>(body: &'a [u8], key: &str) -> Option<&'a [u8]> {
     let mut i = body.iter().position(|&b| b == b'{')? + 1;
     let mut depth = 1usize;
     let mut expect_key = true;
-    while i < body.len() {
-        match body[i] {
+    while let Some(&b) = body.get(i) {
+        match b {
             b'"' => {
                 let end = string_end(body, i)?;
                 if depth == 1 && expect_key {
-                    let name = &body[i + 1..end];
-                    let name_matches =
-                        core::str::from_utf8(name).is_ok_and(|n| key_matches(n, key));
                     let mut j = end + 1;
-                    while j < body.len() && body[j] != b':' {
+                    while body.get(j).is_some_and(|&b| b != b':') {
                         j += 1;
                     }
                     j += 1;
-                    if name_matches {
-                        return Some(trim(&body[j..value_end(body, j)?]));
+                    if key_matches(body.get(i + 1..end)?, key) {
+                        return Some(trim(body.get(j..value_end(body, j)?)?));
                     }
                     expect_key = false;
                     i = j;
@@ -468,9 +465,9 @@ pub fn top_level_value<'a>(body: &'a [u8], key: &str) -> Option<&'a [u8]> {
 }
 
 /// `true` if the raw (possibly escaped) member name `raw` is `key` once unescaped, as serde
-/// sees it: `"expires\u005fin"` is `expires_in`.
-fn key_matches(raw: &str, key: &str) -> bool {
-    let mut raw = raw.as_bytes();
+/// sees it: `"expires\u005fin"` is `expires_in`. (A name that is not UTF-8 never matches:
+/// unescaping keeps invalid bytes invalid, and `key` is UTF-8.)
+fn key_matches(mut raw: &[u8], key: &str) -> bool {
     let mut rest = key.as_bytes();
     while !raw.is_empty() {
         let mut utf8 = [0u8; 4];
@@ -488,8 +485,8 @@ fn key_matches(raw: &str, key: &str) -> bool {
 /// Index of the closing quote of the string starting at `start`.
 fn string_end(body: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
-    while i < body.len() {
-        match body[i] {
+    while let Some(&b) = body.get(i) {
+        match b {
             b'\\' => i += 2,
             b'"' => return Some(i),
             _ => i += 1,
@@ -502,8 +499,8 @@ fn string_end(body: &[u8], start: usize) -> Option<usize> {
 fn value_end(body: &[u8], start: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut i = start;
-    while i < body.len() {
-        match body[i] {
+    while let Some(&b) = body.get(i) {
+        match b {
             b'"' => i = string_end(body, i)?,
             b'{' | b'[' => depth += 1,
             b'}' | b']' if depth == 0 => return Some(i),
