@@ -87,6 +87,7 @@ enum TokenField<'de> {
 }
 
 /// The members alf reads; any other is skipped.
+#[derive(Default)]
 struct Fields<'a> {
     access_token: Option<TokenField<'a>>,
     /// At most 32 bytes.
@@ -127,16 +128,23 @@ impl Member {
     }
 }
 
-/// Read the members alf needs from `body`, unescaping strings into `scratch` when given.
-/// A member that appears twice makes the body invalid.
+/// [`read_fields`] into new [`Fields`].
+#[cfg(test)]
 fn fields<'a>(body: &'a [u8], scratch: Option<&mut [u8]>) -> Result<Fields<'a>, json::Error> {
-    let mut f = Fields {
-        access_token: None,
-        token_type: None,
-        error: None,
-        error_description: None,
-        error_uri: None,
-    };
+    let mut f = Fields::default();
+    read_fields(body, scratch, &mut f)?;
+    Ok(f)
+}
+
+/// Read the members alf needs from `body` into `f` (empty: [`Fields::default`]), unescaping
+/// strings into `scratch` when given. A member that appears twice makes the body invalid.
+/// (Into the caller's `Fields`, not returned: they are about 600 bytes, and every move of
+/// them is a copy.)
+fn read_fields<'a>(
+    body: &'a [u8],
+    scratch: Option<&mut [u8]>,
+    f: &mut Fields<'a>,
+) -> Result<(), json::Error> {
     let mut seen = 0u8;
     let mut s = Scanner::new(body, scratch);
     s.object(Member::of, |s, member| {
@@ -169,8 +177,7 @@ fn fields<'a>(body: &'a [u8], scratch: Option<&mut [u8]>) -> Result<Fields<'a>, 
         }
         Ok(())
     })?;
-    s.end()?;
-    Ok(f)
+    s.end()
 }
 
 /// Parse the token endpoint's response.
@@ -188,22 +195,24 @@ pub fn parse_token_response<const N: usize>(
     secret: &str,
     unix_now: Option<u64>,
 ) -> Result<TokenResponse<N>, ParseError> {
-    let fields = match fields(response.body, Some(scratch)) {
-        Ok(f) => Some(f),
+    let mut f = Fields::default();
+    let fields = match read_fields(response.body, Some(scratch), &mut f) {
+        Ok(()) => Some(&f),
         Err(json::Error::Unescape) => {
             // A string could not be unescaped: it did not fit `scratch`, or it holds an escape
             // that is not decoded (a surrogate pair such as `\ud83d\ude00`). Read the body
             // again without unescaping: the token is unescaped on its own below, codes and
             // `token_type` stay as they are (an escaped one just does not match), and the
             // texts that would need unescaping are dropped.
-            match fields(response.body, None) {
-                Ok(mut f) => {
+            f = Fields::default();
+            match read_fields(response.body, None, &mut f) {
+                Ok(()) => {
                     for text in [&mut f.error_description, &mut f.error_uri] {
                         if matches!(text, Some(Bounded::Fits(t)) if t.bytes().any(|b| b == b'\\')) {
                             *text = None;
                         }
                     }
-                    Some(f)
+                    Some(&f)
                 }
                 Err(_) => None,
             }
@@ -233,13 +242,13 @@ pub fn parse_token_response<const N: usize>(
     };
 
     if !response.is_success() {
-        return Err(endpoint_error(fields.as_ref()));
+        return Err(endpoint_error(fields));
     }
     let Some(fields) = fields else {
         return Err(Error::InvalidResponse(ResponseError::NotJson));
     };
     if fields.error.is_some() {
-        return Err(endpoint_error(Some(&fields)));
+        return Err(endpoint_error(Some(fields)));
     }
     let raw = match fields.access_token {
         None | Some(TokenField::NotAString) => {
