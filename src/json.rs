@@ -122,7 +122,7 @@ impl<'a, 's> Scanner<'a, 's> {
 
     /// `true` when the value here is `null` (then consumed); `false` for any other value
     /// (not consumed).
-    fn null(&mut self) -> Result<bool, Error> {
+    pub(crate) fn null(&mut self) -> Result<bool, Error> {
         if self.peek() != Some(b'n') {
             return Ok(false);
         }

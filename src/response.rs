@@ -59,22 +59,31 @@ enum Bounded {
 }
 
 impl Bounded {
-    fn read(s: &mut Scanner<'_, '_>, max: usize) -> Result<Option<Self>, json::Error> {
-        s.option(|s| Self::read_value(s, max))
-    }
-
-    fn read_value(s: &mut Scanner<'_, '_>, max: usize) -> Result<Self, json::Error> {
+    /// Read the value into `slot` (`None` for `null`). Into the caller's field, not returned,
+    /// so that the text is not copied once more.
+    fn read(
+        s: &mut Scanner<'_, '_>,
+        max: usize,
+        slot: &mut Option<Self>,
+    ) -> Result<(), json::Error> {
+        if s.null()? {
+            *slot = None;
+            return Ok(());
+        }
+        // A number, boolean, object or array is skipped, so that it does not make the whole
+        // body unreadable.
+        let value = slot.insert(Self::NotAString);
         s.string_or(
             // `max` is at most the capacity; the text is UTF-8, so the conversion only checks.
-            |t| match core::str::from_utf8(t.text) {
-                Ok(text) if text.len() <= max => {
-                    String::try_from(text).map_or(Self::TooLong, Self::Fits)
+            |t| {
+                *value = match core::str::from_utf8(t.text) {
+                    Ok(text) if text.len() <= max => {
+                        String::try_from(text).map_or(Self::TooLong, Self::Fits)
+                    }
+                    _ => Self::TooLong,
                 }
-                _ => Self::TooLong,
             },
-            // A number, boolean, object or array is skipped, so that it does not make the
-            // whole body unreadable.
-            Self::NotAString,
+            (),
         )
     }
 }
@@ -165,12 +174,12 @@ fn read_fields<'a>(
                     )
                 })?;
             }
-            Member::TokenType => f.token_type = Bounded::read(s, 32)?,
-            Member::Error => f.error = Bounded::read(s, 64)?,
+            Member::TokenType => Bounded::read(s, 32, &mut f.token_type)?,
+            Member::Error => Bounded::read(s, 64, &mut f.error)?,
             Member::ErrorDescription => {
-                f.error_description = Bounded::read(s, ERROR_TEXT_CAPACITY)?;
+                Bounded::read(s, ERROR_TEXT_CAPACITY, &mut f.error_description)?;
             }
-            Member::ErrorUri => f.error_uri = Bounded::read(s, ERROR_TEXT_CAPACITY)?,
+            Member::ErrorUri => Bounded::read(s, ERROR_TEXT_CAPACITY, &mut f.error_uri)?,
             Member::Scope | Member::Other => {
                 s.option(Scanner::skip)?;
             }
