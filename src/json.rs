@@ -189,10 +189,10 @@ impl<'a, 's> Scanner<'a, 's> {
     /// recursion: per open level, whether it is an array and whether it is still at its
     /// "first" element as serde-json-core counts (a leading comma in an array keeps it there).
     fn skip_nested(&mut self) -> Result<(), Error> {
-        const WORDS: usize = MAX_DEPTH / 64;
-        let mut arrays = [0u64; WORDS];
-        let mut firsts = [0u64; WORDS];
-        let bit = |level: usize| (level / 64, 1u64 << (level % 64));
+        const WORDS: usize = MAX_DEPTH / 32;
+        let mut arrays = [0u32; WORDS];
+        let mut firsts = [0u32; WORDS];
+        let bit = |level: usize| (level / 32, 1u32 << (level % 32));
         let mut depth = 0usize;
         let mut open = true;
         loop {
@@ -212,7 +212,7 @@ impl<'a, 's> Scanner<'a, 's> {
             let (w, m) = bit(depth - 1);
             let is_array = arrays.get(w).is_some_and(|a| a & m != 0);
             let first = firsts.get(w).is_some_and(|f| f & m != 0);
-            let not_first = |firsts: &mut [u64; WORDS]| {
+            let not_first = |firsts: &mut [u32; WORDS]| {
                 if let Some(f) = firsts.get_mut(w) {
                     *f &= !m;
                 }
