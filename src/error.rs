@@ -55,17 +55,18 @@ impl OAuthErrorCode {
     pub fn parse(code: &str) -> Self {
         // A table search: a `match` on the strings compiles to a byte-by-byte decision tree
         // several times larger.
-        [
-            Self::InvalidRequest,
-            Self::InvalidClient,
-            Self::InvalidGrant,
-            Self::UnauthorizedClient,
-            Self::UnsupportedGrantType,
-            Self::InvalidScope,
-        ]
-        .into_iter()
-        .find(|c| c.as_str() == code)
-        .unwrap_or(Self::Unknown)
+        const CODES: [OAuthErrorCode; 6] = [
+            OAuthErrorCode::InvalidRequest,
+            OAuthErrorCode::InvalidClient,
+            OAuthErrorCode::InvalidGrant,
+            OAuthErrorCode::UnauthorizedClient,
+            OAuthErrorCode::UnsupportedGrantType,
+            OAuthErrorCode::InvalidScope,
+        ];
+        CODES
+            .iter()
+            .find(|c| c.as_str() == code)
+            .map_or(Self::Unknown, |&c| c)
     }
 
     /// The code as it appears on the wire (`"unknown"` for [`Unknown`](Self::Unknown)).

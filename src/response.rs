@@ -123,17 +123,18 @@ impl Member {
     /// The member named `name` (unescaped). A table search: a `match` on byte strings
     /// compiles to a byte-by-byte decision tree several times larger.
     fn of(name: &[u8]) -> Self {
-        [
-            (&b"access_token"[..], Self::AccessToken),
-            (b"token_type", Self::TokenType),
-            (b"error", Self::Error),
-            (b"error_description", Self::ErrorDescription),
-            (b"error_uri", Self::ErrorUri),
-            (b"scope", Self::Scope),
-        ]
-        .into_iter()
-        .find(|(n, _)| *n == name)
-        .map_or(Self::Other, |(_, m)| m)
+        const NAMES: [(&[u8], Member); 6] = [
+            (b"access_token", Member::AccessToken),
+            (b"token_type", Member::TokenType),
+            (b"error", Member::Error),
+            (b"error_description", Member::ErrorDescription),
+            (b"error_uri", Member::ErrorUri),
+            (b"scope", Member::Scope),
+        ];
+        NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(Self::Other, |&(_, m)| m)
     }
 }
 
@@ -284,16 +285,16 @@ pub fn parse_token_response<const N: usize>(
 
 /// Build the access token from its JSON string contents (`raw`, still escaped), in place.
 fn token_from_json<const N: usize>(raw: &str) -> Result<AccessToken<N>, ParseError> {
-    let invalid = Error::InvalidResponse(ResponseError::InvalidAccessToken);
+    let invalid = || Error::InvalidResponse(ResponseError::InvalidAccessToken);
     let mut token = AccessToken::<N>::empty();
     let mut rest = raw.as_bytes();
     while !rest.is_empty() {
         let mut utf8 = [0u8; 4];
-        let piece = json::next_piece(&mut rest, &mut utf8).map_err(|_| invalid.clone())?;
+        let piece = json::next_piece(&mut rest, &mut utf8).map_err(|_| invalid())?;
         // Visible ASCII only, so always a `str`.
         let piece = match core::str::from_utf8(piece) {
             Ok(p) if p.bytes().all(|b| b.is_ascii_graphic()) => p,
-            _ => return Err(invalid),
+            _ => return Err(invalid()),
         };
         token
             .push_str(piece)
@@ -302,7 +303,7 @@ fn token_from_json<const N: usize>(raw: &str) -> Result<AccessToken<N>, ParseErr
     // Not `secret().is_empty()`: with `N` below the prefix length the buffer is empty and
     // `secret()` would slice out of bounds.
     if token.header_value().len() <= crate::secret::BEARER_PREFIX.len() {
-        return Err(invalid);
+        return Err(invalid());
     }
     Ok(token)
 }
