@@ -448,6 +448,9 @@ pub fn top_level_value<'a>(body: &'a [u8], key: &str) -> Option<&'a [u8]> {
     let mut i = body.iter().position(|&b| b == b'{')? + 1;
     let mut depth = 1usize;
     let mut expect_key = true;
+    // Where the value of `key` starts once its name is found: it ends at the next `,`, `}` or
+    // `]` of the top level.
+    let mut value = None;
     while let Some(&b) = body.get(i) {
         match b {
             b'"' => {
@@ -459,7 +462,7 @@ pub fn top_level_value<'a>(body: &'a [u8], key: &str) -> Option<&'a [u8]> {
                     }
                     j += 1;
                     if key_matches(body.get(i + 1..end)?, key) {
-                        return Some(trim(body.get(j..value_end(body, j)?)?));
+                        value = Some(j);
                     }
                     expect_key = false;
                     i = j;
@@ -469,13 +472,16 @@ pub fn top_level_value<'a>(body: &'a [u8], key: &str) -> Option<&'a [u8]> {
                 continue;
             }
             b'{' | b'[' => depth += 1,
-            b'}' | b']' => {
-                depth -= 1;
-                if depth == 0 {
-                    return None;
+            b',' | b'}' | b']' if depth == 1 => {
+                if let Some(start) = value {
+                    return Some(trim(body.get(start..i)?));
                 }
+                if b != b',' {
+                    return None; // the end of the object
+                }
+                expect_key = true;
             }
-            b',' if depth == 1 => expect_key = true,
+            b'}' | b']' => depth -= 1,
             _ => {}
         }
         i += 1;
@@ -510,24 +516,6 @@ fn string_end(body: &[u8], start: usize) -> Option<usize> {
             b'"' => return Some(i),
             _ => i += 1,
         }
-    }
-    None
-}
-
-/// End of the value starting at `start`: the `,` or `}` that closes it at its own level.
-fn value_end(body: &[u8], start: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut i = start;
-    while let Some(&b) = body.get(i) {
-        match b {
-            b'"' => i = string_end(body, i)?,
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' if depth == 0 => return Some(i),
-            b'}' | b']' => depth -= 1,
-            b',' if depth == 0 => return Some(i),
-            _ => {}
-        }
-        i += 1;
     }
     None
 }
