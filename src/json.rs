@@ -184,40 +184,34 @@ impl<'a, 's> Scanner<'a, 's> {
     }
 
     /// Skip the array or object that starts here, with serde-json-core's rules, without
-    /// recursion: per open level, whether it is an array and whether it is still at its
-    /// "first" element as serde-json-core counts (a leading comma in an array keeps it there).
+    /// recursion: per open level, two bits: whether it is an array, and whether it is still at
+    /// its "first" element as serde-json-core counts (a leading comma in an array keeps it
+    /// there).
     fn skip_nested(&mut self) -> Result<(), Error> {
-        const WORDS: usize = MAX_DEPTH / 32;
-        let mut arrays = [0u32; WORDS];
-        let mut firsts = [0u32; WORDS];
-        let bit = |level: usize| (level / 32, 1u32 << (level % 32));
+        const ARRAY: u32 = 1;
+        const FIRST: u32 = 2;
+        let mut levels = [0u32; MAX_DEPTH / 16];
         let mut depth = 0usize;
         let mut open = true;
         loop {
             if open {
-                let (w, m) = bit(depth);
-                let (Some(array), Some(first)) = (arrays.get_mut(w), firsts.get_mut(w)) else {
+                let Some(word) = levels.get_mut(depth / 16) else {
                     return Err(Error::Invalid); // nested too deep
                 };
-                if self.next_byte()? == b'[' {
-                    *array |= m;
-                } else {
-                    *array &= !m;
-                }
-                *first |= m;
+                let shift = depth % 16 * 2;
+                let array = if self.next_byte()? == b'[' { ARRAY } else { 0 };
+                *word = *word & !((ARRAY | FIRST) << shift) | (array | FIRST) << shift;
                 depth += 1;
             }
-            let (w, m) = bit(depth - 1);
-            let is_array = arrays.get(w).is_some_and(|a| a & m != 0);
-            let first = firsts.get(w).is_some_and(|f| f & m != 0);
-            let not_first = |firsts: &mut [u32; WORDS]| {
-                if let Some(f) = firsts.get_mut(w) {
-                    *f &= !m;
-                }
+            let level = depth - 1;
+            let Some(word) = levels.get_mut(level / 16) else {
+                return Err(Error::Invalid); // not reached: the level is open
             };
-            let close = if is_array { b']' } else { b'}' };
+            let shift = level % 16 * 2;
+            let is_array = *word >> shift & ARRAY != 0;
+            let first = *word >> shift & FIRST != 0;
             let next = self.peek().ok_or(Error::Invalid)?;
-            if next == close {
+            if next == if is_array { b']' } else { b'}' } {
                 self.at += 1;
                 depth -= 1;
                 if depth == 0 {
@@ -226,27 +220,20 @@ impl<'a, 's> Scanner<'a, 's> {
                 open = false;
                 continue;
             }
+            // A comma; or none before the first element or member. (An array accepts a
+            // leading comma and is still at its first element after it.)
+            if next == b',' && (is_array || !first) {
+                self.at += 1;
+            } else if first {
+                *word &= !(FIRST << shift);
+            } else {
+                return Err(Error::Invalid);
+            }
             if is_array {
-                let next = match next {
-                    b',' => {
-                        self.at += 1;
-                        self.peek().ok_or(Error::Invalid)?
-                    }
-                    b if first => {
-                        not_first(&mut firsts);
-                        b
-                    }
-                    _ => return Err(Error::Invalid),
-                };
-                if next == b']' {
+                if self.peek() == Some(b']') {
                     return Err(Error::Invalid); // a trailing comma
                 }
             } else {
-                match next {
-                    b',' if !first => self.at += 1,
-                    _ if first => not_first(&mut firsts),
-                    _ => return Err(Error::Invalid),
-                }
                 if self.peek() != Some(b'"') {
                     return Err(Error::Invalid); // a trailing comma, or a key that is not a string
                 }
@@ -416,6 +403,29 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn skipped_values_nest_at_most_max_depth_deep() {
+        let skip = |open: &str, close: &str, depth: usize| {
+            let body = std::format!("{}1{}", open.repeat(depth), close.repeat(depth));
+            let mut s = Scanner::new(body.as_bytes(), None);
+            s.skip().and_then(|()| s.end())
+        };
+        for (open, close) in [("[", "]"), ("{\"k\":", "}"), ("[,", "]")] {
+            assert_eq!(skip(open, close, 1), Ok(()), "{open}");
+            assert_eq!(skip(open, close, MAX_DEPTH), Ok(()), "{open}");
+            assert_eq!(
+                skip(open, close, MAX_DEPTH + 1),
+                Err(Error::Invalid),
+                "{open}"
+            );
+        }
+        // Mixed levels keep their own kind: `]` cannot close an object.
+        let mut s = Scanner::new(br#"[{"a":[1,{"b":2}]},[[]]]"#, None);
+        assert_eq!(s.skip(), Ok(()));
+        let mut s = Scanner::new(br#"[{"a":[1,{"b":2}]],[[]]]"#, None);
+        assert_eq!(s.skip(), Err(Error::Invalid));
     }
 
     #[test]
