@@ -199,6 +199,9 @@ fn read_fields<'a>(
 /// - Anything else is [`Error::InvalidResponse`] or [`Error::Capacity`].
 ///
 /// `scratch` receives unescaped strings; `secret` is removed from any error text.
+// Not inlined: it runs once per token response, and inlined into the client's poll function
+// on a device it made the firmware larger.
+#[inline(never)]
 pub fn parse_token_response<const N: usize>(
     response: &Response<'_>,
     scratch: &mut [u8],
@@ -277,16 +280,21 @@ pub fn parse_token_response<const N: usize>(
             parse_expires_in(raw).ok_or(Error::InvalidResponse(ResponseError::InvalidExpiresIn))?,
         ),
     };
-    Ok(TokenResponse {
-        token: token_from_json::<N>(raw)?,
+    let mut response = TokenResponse {
+        token: AccessToken::empty(),
         expires_in,
-    })
+    };
+    token_from_json(raw, &mut response.token)?;
+    Ok(response)
 }
 
-/// Build the access token from its JSON string contents (`raw`, still escaped), in place.
-fn token_from_json<const N: usize>(raw: &str) -> Result<AccessToken<N>, ParseError> {
+/// Fill `token` (empty: [`AccessToken::empty`]) from its JSON string contents (`raw`, still
+/// escaped), in place in the response being built.
+fn token_from_json<const N: usize>(
+    raw: &str,
+    token: &mut AccessToken<N>,
+) -> Result<(), ParseError> {
     let invalid = || Error::InvalidResponse(ResponseError::InvalidAccessToken);
-    let mut token = AccessToken::<N>::empty();
     let mut rest = raw.as_bytes();
     while !rest.is_empty() {
         let mut utf8 = [0u8; 4];
@@ -305,7 +313,7 @@ fn token_from_json<const N: usize>(raw: &str) -> Result<AccessToken<N>, ParseErr
     if token.header_value().len() <= crate::secret::BEARER_PREFIX.len() {
         return Err(invalid());
     }
-    Ok(token)
+    Ok(())
 }
 
 /// `text` contains the non-empty `secret`. A plain byte-window search: `str::contains` with a
