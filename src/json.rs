@@ -95,26 +95,15 @@ impl<'a, 's> Scanner<'a, 's> {
             return Err(Error::Invalid);
         }
         let start = self.at;
-        let mut escaped = false;
-        loop {
-            match self.body.get(self.at) {
-                Some(b'"') => break,
-                Some(b'\\') => {
-                    escaped = true;
-                    self.at += 2;
-                }
-                Some(_) => self.at += 1,
-                None => return Err(Error::Invalid),
-            }
-        }
+        let end = string_end(self.body, start - 1).ok_or(Error::Invalid)?;
         let raw = self
             .body
-            .get(start..self.at)
+            .get(start..end)
             .and_then(|raw| core::str::from_utf8(raw).ok())
             .ok_or(Error::Invalid)?;
-        self.at += 1;
+        self.at = end + 1;
         let text = match self.scratch.as_deref_mut() {
-            Some(buf) if escaped => unescape(raw.as_bytes(), buf)?,
+            Some(buf) if raw.bytes().any(|b| b == b'\\') => unescape(raw.as_bytes(), buf)?,
             _ => raw.as_bytes(),
         };
         Ok(Text { raw, text })
@@ -278,6 +267,20 @@ impl<'a, 's> Scanner<'a, 's> {
         self.at += 1; // `}`
         Ok(())
     }
+}
+
+/// Index of the closing quote of the string whose opening quote is at `start` (a backslash
+/// escapes the byte after it).
+pub(crate) fn string_end(body: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    while let Some(&b) = body.get(i) {
+        match b {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// The next piece of the escaped string `rest` (advanced past it), as serde-json-core's

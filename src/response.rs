@@ -462,7 +462,7 @@ pub fn top_level_value<'a>(body: &'a [u8], key: &str) -> Option<&'a [u8]> {
     while let Some(&b) = body.get(i) {
         match b {
             b'"' => {
-                let end = string_end(body, i)?;
+                let end = json::string_end(body, i)?;
                 if depth == 1 && expect_key {
                     let mut j = end + 1;
                     while body.get(j).is_some_and(|&b| b != b':') {
@@ -513,19 +513,6 @@ fn key_matches(mut raw: &[u8], key: &str) -> bool {
         }
     }
     rest.is_empty()
-}
-
-/// Index of the closing quote of the string starting at `start`.
-fn string_end(body: &[u8], start: usize) -> Option<usize> {
-    let mut i = start + 1;
-    while let Some(&b) = body.get(i) {
-        match b {
-            b'\\' => i += 2,
-            b'"' => return Some(i),
-            _ => i += 1,
-        }
-    }
-    None
 }
 
 fn trim(mut s: &[u8]) -> &[u8] {
