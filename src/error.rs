@@ -53,15 +53,20 @@ pub enum OAuthErrorCode {
 impl OAuthErrorCode {
     /// Map an `error` value to a code.
     pub fn parse(code: &str) -> Self {
-        match code {
-            "invalid_request" => Self::InvalidRequest,
-            "invalid_client" => Self::InvalidClient,
-            "invalid_grant" => Self::InvalidGrant,
-            "unauthorized_client" => Self::UnauthorizedClient,
-            "unsupported_grant_type" => Self::UnsupportedGrantType,
-            "invalid_scope" => Self::InvalidScope,
-            _ => Self::Unknown,
-        }
+        // A table search: a `match` on the strings compiles to a byte-by-byte decision tree
+        // several times larger.
+        const CODES: [OAuthErrorCode; 6] = [
+            OAuthErrorCode::InvalidRequest,
+            OAuthErrorCode::InvalidClient,
+            OAuthErrorCode::InvalidGrant,
+            OAuthErrorCode::UnauthorizedClient,
+            OAuthErrorCode::UnsupportedGrantType,
+            OAuthErrorCode::InvalidScope,
+        ];
+        CODES
+            .iter()
+            .find(|c| c.as_str() == code)
+            .map_or(Self::Unknown, |&c| c)
     }
 
     /// The code as it appears on the wire (`"unknown"` for [`Unknown`](Self::Unknown)).

@@ -19,8 +19,10 @@
 //! One difference: skipped arrays and objects nest at most [`MAX_DEPTH`] deep. They are
 //! skipped without recursion (serde-json-core recursed without a limit, so a deeply nested body
 //! could overflow a device's stack); the scanner keeps two bits per open level.
-
-use serde_json_core::str::{EscapedStr, EscapedStringFragment};
+//!
+//! Unescaping ([`next_piece`], [`unescape`]) follows serde-json-core's `EscapedStr` exactly
+//! (including its quirks: no surrogate pairs, and `\u+0e9` read as `\u00e9` because it parses
+//! the four digits with `u32::from_str_radix`), on bytes and without its `str` slicing.
 
 /// How deep skipped arrays and objects may nest.
 pub(crate) const MAX_DEPTH: usize = 1024;
@@ -40,8 +42,9 @@ pub(crate) enum Error {
 pub(crate) struct Text<'a, 'b> {
     /// As written in the body, between the quotes (escapes kept).
     pub(crate) raw: &'a str,
-    /// Unescaped: `raw` itself when it holds no backslash or when not unescaping.
-    pub(crate) text: &'b str,
+    /// Unescaped: `raw` itself when it holds no backslash or when not unescaping. Always UTF-8
+    /// (unescaping valid UTF-8 gives valid UTF-8), kept as bytes to avoid checking it again.
+    pub(crate) text: &'b [u8],
 }
 
 pub(crate) struct Scanner<'a, 's> {
@@ -85,38 +88,38 @@ impl<'a, 's> Scanner<'a, 's> {
         }
     }
 
-    /// A string, handed to `f`.
-    fn string<R>(&mut self, f: impl FnOnce(Text<'a, '_>) -> R) -> Result<R, Error> {
+    /// A string. Not generic and not inlined: one copy of the code for every caller.
+    #[inline(never)]
+    fn string(&mut self) -> Result<Text<'a, '_>, Error> {
         if self.next_byte()? != b'"' {
             return Err(Error::Invalid);
         }
         let start = self.at;
-        loop {
-            match self.body.get(self.at) {
-                Some(b'"') => break,
-                Some(b'\\') => self.at += 2,
-                Some(_) => self.at += 1,
-                None => return Err(Error::Invalid),
-            }
-        }
+        let end = string_end(self.body, start - 1).ok_or(Error::Invalid)?;
         let raw = self
             .body
-            .get(start..self.at)
+            .get(start..end)
             .and_then(|raw| core::str::from_utf8(raw).ok())
             .ok_or(Error::Invalid)?;
-        self.at += 1;
-        let plain = Text { raw, text: raw };
-        match self.scratch.as_deref_mut() {
-            Some(buf) if raw.contains('\\') => {
-                let len = unescape(raw, buf)?;
-                let text = buf
-                    .get(..len)
-                    .and_then(|t| core::str::from_utf8(t).ok())
-                    .ok_or(Error::Invalid)?;
-                Ok(f(Text { raw, text }))
-            }
-            _ => Ok(f(plain)),
+        self.at = end + 1;
+        let text = match self.scratch.as_deref_mut() {
+            Some(buf) if raw.bytes().any(|b| b == b'\\') => unescape(raw.as_bytes(), buf)?,
+            _ => raw.as_bytes(),
+        };
+        Ok(Text { raw, text })
+    }
+
+    /// `true` when the value here is `null` (then consumed); `false` for any other value
+    /// (not consumed).
+    pub(crate) fn null(&mut self) -> Result<bool, Error> {
+        if self.peek() != Some(b'n') {
+            return Ok(false);
         }
+        if self.body.get(self.at..self.at + 4) != Some(b"null") {
+            return Err(Error::Invalid);
+        }
+        self.at += 4;
+        Ok(true)
     }
 
     /// `null`, or the value read by `value`.
@@ -124,13 +127,7 @@ impl<'a, 's> Scanner<'a, 's> {
         &mut self,
         value: impl FnOnce(&mut Self) -> Result<T, Error>,
     ) -> Result<Option<T>, Error> {
-        if self.peek() == Some(b'n') {
-            for expected in *b"null" {
-                if self.body.get(self.at) != Some(&expected) {
-                    return Err(Error::Invalid);
-                }
-                self.at += 1;
-            }
+        if self.null()? {
             return Ok(None);
         }
         value(self).map(Some)
@@ -143,24 +140,25 @@ impl<'a, 's> Scanner<'a, 's> {
         other: T,
     ) -> Result<T, Error> {
         if self.peek() == Some(b'"') {
-            return self.string(on_string);
+            return self.string().map(on_string);
         }
-        if self.skip_flat()? {
-            self.skip_nested()?;
-        }
+        self.skip()?;
         Ok(other)
     }
 
     /// Skip one value.
     pub(crate) fn skip(&mut self) -> Result<(), Error> {
-        self.string_or(|_| (), ())
+        if self.skip_flat()? {
+            self.skip_nested()?;
+        }
+        Ok(())
     }
 
     /// Skip a string or a scalar; `true` (nothing consumed) when the value is an array or an
     /// object.
     fn skip_flat(&mut self) -> Result<bool, Error> {
         match self.peek().ok_or(Error::Invalid)? {
-            b'"' => self.string(|_| false),
+            b'"' => self.string().map(|_| false),
             b'[' | b'{' => Ok(true),
             b',' | b'}' | b']' => Err(Error::Invalid),
             // Anything up to the next delimiter, as serde-json-core skips scalars.
@@ -175,40 +173,34 @@ impl<'a, 's> Scanner<'a, 's> {
     }
 
     /// Skip the array or object that starts here, with serde-json-core's rules, without
-    /// recursion: per open level, whether it is an array and whether it is still at its
-    /// "first" element as serde-json-core counts (a leading comma in an array keeps it there).
+    /// recursion: per open level, two bits: whether it is an array, and whether it is still at
+    /// its "first" element as serde-json-core counts (a leading comma in an array keeps it
+    /// there).
     fn skip_nested(&mut self) -> Result<(), Error> {
-        const WORDS: usize = MAX_DEPTH / 64;
-        let mut arrays = [0u64; WORDS];
-        let mut firsts = [0u64; WORDS];
-        let bit = |level: usize| (level / 64, 1u64 << (level % 64));
+        const ARRAY: u32 = 1;
+        const FIRST: u32 = 2;
+        let mut levels = [0u32; MAX_DEPTH / 16];
         let mut depth = 0usize;
         let mut open = true;
         loop {
             if open {
-                let (w, m) = bit(depth);
-                let (Some(array), Some(first)) = (arrays.get_mut(w), firsts.get_mut(w)) else {
+                let Some(word) = levels.get_mut(depth / 16) else {
                     return Err(Error::Invalid); // nested too deep
                 };
-                if self.next_byte()? == b'[' {
-                    *array |= m;
-                } else {
-                    *array &= !m;
-                }
-                *first |= m;
+                let shift = depth % 16 * 2;
+                let array = if self.next_byte()? == b'[' { ARRAY } else { 0 };
+                *word = *word & !((ARRAY | FIRST) << shift) | (array | FIRST) << shift;
                 depth += 1;
             }
-            let (w, m) = bit(depth - 1);
-            let is_array = arrays.get(w).is_some_and(|a| a & m != 0);
-            let first = firsts.get(w).is_some_and(|f| f & m != 0);
-            let not_first = |firsts: &mut [u64; WORDS]| {
-                if let Some(f) = firsts.get_mut(w) {
-                    *f &= !m;
-                }
+            let level = depth - 1;
+            let Some(word) = levels.get_mut(level / 16) else {
+                return Err(Error::Invalid); // not reached: the level is open
             };
-            let close = if is_array { b']' } else { b'}' };
+            let shift = level % 16 * 2;
+            let is_array = *word >> shift & ARRAY != 0;
+            let first = *word >> shift & FIRST != 0;
             let next = self.peek().ok_or(Error::Invalid)?;
-            if next == close {
+            if next == if is_array { b']' } else { b'}' } {
                 self.at += 1;
                 depth -= 1;
                 if depth == 0 {
@@ -217,31 +209,24 @@ impl<'a, 's> Scanner<'a, 's> {
                 open = false;
                 continue;
             }
+            // A comma; or none before the first element or member. (An array accepts a
+            // leading comma and is still at its first element after it.)
+            if next == b',' && (is_array || !first) {
+                self.at += 1;
+            } else if first {
+                *word &= !(FIRST << shift);
+            } else {
+                return Err(Error::Invalid);
+            }
             if is_array {
-                let next = match next {
-                    b',' => {
-                        self.at += 1;
-                        self.peek().ok_or(Error::Invalid)?
-                    }
-                    b if first => {
-                        not_first(&mut firsts);
-                        b
-                    }
-                    _ => return Err(Error::Invalid),
-                };
-                if next == b']' {
+                if self.peek() == Some(b']') {
                     return Err(Error::Invalid); // a trailing comma
                 }
             } else {
-                match next {
-                    b',' if !first => self.at += 1,
-                    _ if first => not_first(&mut firsts),
-                    _ => return Err(Error::Invalid),
-                }
                 if self.peek() != Some(b'"') {
                     return Err(Error::Invalid); // a trailing comma, or a key that is not a string
                 }
-                self.string(|_| ())?;
+                self.string()?;
                 if self.next_byte()? != b':' {
                     return Err(Error::Invalid);
                 }
@@ -254,7 +239,7 @@ impl<'a, 's> Scanner<'a, 's> {
     /// reads the value.
     pub(crate) fn object<K>(
         &mut self,
-        key: impl Fn(&str) -> K,
+        key: impl Fn(&[u8]) -> K,
         mut member: impl FnMut(&mut Self, K) -> Result<(), Error>,
     ) -> Result<(), Error> {
         if self.next_byte()? != b'{' {
@@ -273,7 +258,7 @@ impl<'a, 's> Scanner<'a, 's> {
             if self.peek() != Some(b'"') {
                 return Err(Error::Invalid); // a trailing comma, or a key that is not a string
             }
-            let k = self.string(|t| key(t.text))?;
+            let k = key(self.string()?.text);
             if self.next_byte()? != b':' {
                 return Err(Error::Invalid);
             }
@@ -284,20 +269,210 @@ impl<'a, 's> Scanner<'a, 's> {
     }
 }
 
-/// Unescape `raw` into `buf`; the length written.
-fn unescape(raw: &str, buf: &mut [u8]) -> Result<usize, Error> {
-    let mut len = 0;
-    for fragment in EscapedStr(raw).fragments() {
-        let mut utf8 = [0u8; 4];
-        let bytes = match fragment.map_err(|_| Error::Unescape)? {
-            EscapedStringFragment::NotEscaped(s) => s.as_bytes(),
-            EscapedStringFragment::Escaped(c) => c.encode_utf8(&mut utf8).as_bytes(),
-        };
-        buf.get_mut(len..)
-            .and_then(|rest| rest.get_mut(..bytes.len()))
-            .ok_or(Error::Unescape)?
-            .copy_from_slice(bytes);
-        len += bytes.len();
+/// Index of the closing quote of the string whose opening quote is at `start` (a backslash
+/// escapes the byte after it).
+pub(crate) fn string_end(body: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    while let Some(&b) = body.get(i) {
+        match b {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
     }
-    Ok(len)
+    None
+}
+
+/// The next piece of the escaped string `rest` (advanced past it), as serde-json-core's
+/// `EscapedStr::fragments` splits it: a run without backslash as it stands, or one escape
+/// decoded into `utf8`. Empty when `rest` is. An escape that does not decode (`\q`, a
+/// surrogate such as `\ud83d`, or a string that ends early) is [`Error::Unescape`].
+pub(crate) fn next_piece<'r: 'p, 'p>(
+    rest: &mut &'r [u8],
+    utf8: &'p mut [u8; 4],
+) -> Result<&'p [u8], Error> {
+    let [b'\\', tail @ ..] = *rest else {
+        let run_len = rest.iter().take_while(|&&b| b != b'\\').count();
+        let (run, tail) = rest.split_at_checked(run_len).unwrap_or((rest, &[]));
+        *rest = tail;
+        return Ok(run);
+    };
+    let (c, tail) = match tail {
+        [b'u', a, b, c, d, tail @ ..] => (hex4([*a, *b, *c, *d]).ok_or(Error::Unescape)?, tail),
+        [e, tail @ ..] => {
+            // Each escape letter, then what it stands for (a table: smaller than a `match`).
+            const SIMPLE: &[u8; 16] = b"\"\"\\\\//b\x08f\x0cn\nr\rt\t";
+            let c = SIMPLE
+                .chunks_exact(2)
+                .find(|pair| pair[0] == *e)
+                .ok_or(Error::Unescape)?[1];
+            (u32::from(c), tail)
+        }
+        [] => return Err(Error::Unescape),
+    };
+    *rest = tail;
+    // UTF-8 of a code point below 0x10000 that is not a surrogate (`char::from_u32`'s rule).
+    let cont = |shift: u32| 0x80 | (c >> shift & 0x3f) as u8;
+    Ok(match c {
+        0..0x80 => {
+            utf8[0] = c as u8;
+            &utf8[..1]
+        }
+        0x80..0x800 => {
+            *utf8 = [0xc0 | (c >> 6) as u8, cont(0), 0, 0];
+            &utf8[..2]
+        }
+        0xd800..0xe000 => return Err(Error::Unescape),
+        _ => {
+            *utf8 = [0xe0 | (c >> 12) as u8, cont(6), cont(0), 0];
+            &utf8[..3]
+        }
+    })
+}
+
+/// Four hexadecimal digits as `u32::from_str_radix(_, 16)` reads them: the first may be a
+/// `+` sign.
+fn hex4(digits: [u8; 4]) -> Option<u32> {
+    let digits: &[u8] = match &digits {
+        [b'+', rest @ ..] => rest,
+        all => all,
+    };
+    digits.iter().try_fold(0u32, |value, &d| {
+        let d = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            b'A'..=b'F' => d - b'A' + 10,
+            _ => return None,
+        };
+        Some(value << 4 | u32::from(d))
+    })
+}
+
+/// Unescape `raw` into `buf`; the part of `buf` written. [`Error::Unescape`] when an escape
+/// does not decode or the result does not fit.
+pub(crate) fn unescape<'b>(raw: &[u8], buf: &'b mut [u8]) -> Result<&'b [u8], Error> {
+    let mut rest = raw;
+    let mut len = 0;
+    while !rest.is_empty() {
+        let mut utf8 = [0u8; 4];
+        let piece = next_piece(&mut rest, &mut utf8)?;
+        buf.get_mut(len..)
+            .and_then(|free| free.get_mut(..piece.len()))
+            .ok_or(Error::Unescape)?
+            .copy_from_slice(piece);
+        len += piece.len();
+    }
+    buf.get(..len).ok_or(Error::Unescape)
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use serde_json_core::str::{EscapedStr, EscapedStringFragment};
+    use std::vec::Vec;
+
+    /// serde-json-core's unescaping, which [`next_piece`] replaces: the pieces, or `None` at
+    /// the first escape that does not decode.
+    fn theirs(raw: &str) -> Vec<Option<Vec<u8>>> {
+        let mut out = Vec::new();
+        for fragment in EscapedStr(raw).fragments() {
+            let mut utf8 = [0u8; 4];
+            out.push(match fragment {
+                Ok(EscapedStringFragment::NotEscaped(s)) => Some(s.as_bytes().to_vec()),
+                Ok(EscapedStringFragment::Escaped(c)) => {
+                    Some(c.encode_utf8(&mut utf8).as_bytes().to_vec())
+                }
+                Err(_) => None,
+            });
+            if out.last() == Some(&None) {
+                break;
+            }
+        }
+        out
+    }
+
+    fn mine(raw: &str) -> Vec<Option<Vec<u8>>> {
+        let mut out = Vec::new();
+        let mut rest = raw.as_bytes();
+        while !rest.is_empty() {
+            let mut utf8 = [0u8; 4];
+            match next_piece(&mut rest, &mut utf8) {
+                Ok(piece) => out.push(Some(piece.to_vec())),
+                Err(_) => {
+                    out.push(None);
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn skipped_values_nest_at_most_max_depth_deep() {
+        let skip = |open: &str, close: &str, depth: usize| {
+            let body = std::format!("{}1{}", open.repeat(depth), close.repeat(depth));
+            let mut s = Scanner::new(body.as_bytes(), None);
+            s.skip().and_then(|()| s.end())
+        };
+        for (open, close) in [("[", "]"), ("{\"k\":", "}"), ("[,", "]")] {
+            assert_eq!(skip(open, close, 1), Ok(()), "{open}");
+            assert_eq!(skip(open, close, MAX_DEPTH), Ok(()), "{open}");
+            assert_eq!(
+                skip(open, close, MAX_DEPTH + 1),
+                Err(Error::Invalid),
+                "{open}"
+            );
+        }
+        // Mixed levels keep their own kind: `]` cannot close an object.
+        let mut s = Scanner::new(br#"[{"a":[1,{"b":2}]},[[]]]"#, None);
+        assert_eq!(s.skip(), Ok(()));
+        let mut s = Scanner::new(br#"[{"a":[1,{"b":2}]],[[]]]"#, None);
+        assert_eq!(s.skip(), Err(Error::Invalid));
+    }
+
+    #[test]
+    fn pieces_are_serde_json_core_s_fragments() {
+        for raw in [
+            "",
+            "abc",
+            "a\\/b",
+            "\\u00e9\\u0041x",
+            "\\u+0e9",
+            "\\u-0e9",
+            "\\ud83d\\ude00",
+            "\\uDFFF",
+            "\\uE000",
+            "\\u07ff\\u0800\\uffff",
+            "\\q",
+            "\\",
+            "x\\u12",
+            "\\u12345",
+            "\\\"\\\\\\/\\b\\f\\n\\r\\t",
+            "caf\u{e9}\\u00e9",
+            "\\\u{e9}",
+            "\\u00\u{e9}",
+        ] {
+            assert_eq!(mine(raw), theirs(raw), "{raw:?}");
+        }
+        // Random strings over the characters that matter.
+        let alphabet = [
+            "\\", "u", "+", "-", "0", "7", "d", "D", "8", "f", "F", "g", "n", "/", "\"", "\u{e9}",
+            "a",
+        ];
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for _ in 0..200_000 {
+            let mut raw = std::string::String::new();
+            for _ in 0..next() % 12 {
+                raw.push_str(alphabet[(next() % alphabet.len() as u64) as usize]);
+            }
+            assert_eq!(mine(&raw), theirs(&raw), "{raw:?}");
+        }
+    }
 }

@@ -59,19 +59,31 @@ enum Bounded {
 }
 
 impl Bounded {
-    fn read(s: &mut Scanner<'_, '_>, max: usize) -> Result<Option<Self>, json::Error> {
-        s.option(|s| Self::read_value(s, max))
-    }
-
-    fn read_value(s: &mut Scanner<'_, '_>, max: usize) -> Result<Self, json::Error> {
+    /// Read the value into `slot` (`None` for `null`). Into the caller's field, not returned,
+    /// so that the text is not copied once more.
+    fn read(
+        s: &mut Scanner<'_, '_>,
+        max: usize,
+        slot: &mut Option<Self>,
+    ) -> Result<(), json::Error> {
+        if s.null()? {
+            *slot = None;
+            return Ok(());
+        }
+        // A number, boolean, object or array is skipped, so that it does not make the whole
+        // body unreadable.
+        let value = slot.insert(Self::NotAString);
         s.string_or(
-            |t| match String::try_from(t.text) {
-                Ok(text) if text.len() <= max => Self::Fits(text),
-                _ => Self::TooLong,
+            // `max` is at most the capacity; the text is UTF-8, so the conversion only checks.
+            |t| {
+                *value = match core::str::from_utf8(t.text) {
+                    Ok(text) if text.len() <= max => {
+                        String::try_from(text).map_or(Self::TooLong, Self::Fits)
+                    }
+                    _ => Self::TooLong,
+                }
             },
-            // A number, boolean, object or array is skipped, so that it does not make the
-            // whole body unreadable.
-            Self::NotAString,
+            (),
         )
     }
 }
@@ -84,6 +96,7 @@ enum TokenField<'de> {
 }
 
 /// The members alf reads; any other is skipped.
+#[derive(Default)]
 struct Fields<'a> {
     access_token: Option<TokenField<'a>>,
     /// At most 32 bytes.
@@ -107,29 +120,41 @@ enum Member {
 }
 
 impl Member {
-    fn of(name: &str) -> Self {
-        match name {
-            "access_token" => Self::AccessToken,
-            "token_type" => Self::TokenType,
-            "error" => Self::Error,
-            "error_description" => Self::ErrorDescription,
-            "error_uri" => Self::ErrorUri,
-            "scope" => Self::Scope,
-            _ => Self::Other,
-        }
+    /// The member named `name` (unescaped). A table search: a `match` on byte strings
+    /// compiles to a byte-by-byte decision tree several times larger.
+    fn of(name: &[u8]) -> Self {
+        const NAMES: [(&[u8], Member); 6] = [
+            (b"access_token", Member::AccessToken),
+            (b"token_type", Member::TokenType),
+            (b"error", Member::Error),
+            (b"error_description", Member::ErrorDescription),
+            (b"error_uri", Member::ErrorUri),
+            (b"scope", Member::Scope),
+        ];
+        NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(Self::Other, |&(_, m)| m)
     }
 }
 
-/// Read the members alf needs from `body`, unescaping strings into `scratch` when given.
-/// A member that appears twice makes the body invalid.
+/// [`read_fields`] into new [`Fields`].
+#[cfg(test)]
 fn fields<'a>(body: &'a [u8], scratch: Option<&mut [u8]>) -> Result<Fields<'a>, json::Error> {
-    let mut f = Fields {
-        access_token: None,
-        token_type: None,
-        error: None,
-        error_description: None,
-        error_uri: None,
-    };
+    let mut f = Fields::default();
+    read_fields(body, scratch, &mut f)?;
+    Ok(f)
+}
+
+/// Read the members alf needs from `body` into `f` (empty: [`Fields::default`]), unescaping
+/// strings into `scratch` when given. A member that appears twice makes the body invalid.
+/// (Into the caller's `Fields`, not returned: they are about 600 bytes, and every move of
+/// them is a copy.)
+fn read_fields<'a>(
+    body: &'a [u8],
+    scratch: Option<&mut [u8]>,
+    f: &mut Fields<'a>,
+) -> Result<(), json::Error> {
     let mut seen = 0u8;
     let mut s = Scanner::new(body, scratch);
     s.object(Member::of, |s, member| {
@@ -150,20 +175,19 @@ fn fields<'a>(body: &'a [u8], scratch: Option<&mut [u8]>) -> Result<Fields<'a>, 
                     )
                 })?;
             }
-            Member::TokenType => f.token_type = Bounded::read(s, 32)?,
-            Member::Error => f.error = Bounded::read(s, 64)?,
+            Member::TokenType => Bounded::read(s, 32, &mut f.token_type)?,
+            Member::Error => Bounded::read(s, 64, &mut f.error)?,
             Member::ErrorDescription => {
-                f.error_description = Bounded::read(s, ERROR_TEXT_CAPACITY)?;
+                Bounded::read(s, ERROR_TEXT_CAPACITY, &mut f.error_description)?;
             }
-            Member::ErrorUri => f.error_uri = Bounded::read(s, ERROR_TEXT_CAPACITY)?,
+            Member::ErrorUri => Bounded::read(s, ERROR_TEXT_CAPACITY, &mut f.error_uri)?,
             Member::Scope | Member::Other => {
                 s.option(Scanner::skip)?;
             }
         }
         Ok(())
     })?;
-    s.end()?;
-    Ok(f)
+    s.end()
 }
 
 /// Parse the token endpoint's response.
@@ -175,28 +199,33 @@ fn fields<'a>(body: &'a [u8], scratch: Option<&mut [u8]>) -> Result<Fields<'a>, 
 /// - Anything else is [`Error::InvalidResponse`] or [`Error::Capacity`].
 ///
 /// `scratch` receives unescaped strings; `secret` is removed from any error text.
+// Not inlined: it runs once per token response, and inlined into the client's poll function
+// on a device it made the firmware larger.
+#[inline(never)]
 pub fn parse_token_response<const N: usize>(
     response: &Response<'_>,
     scratch: &mut [u8],
     secret: &str,
     unix_now: Option<u64>,
 ) -> Result<TokenResponse<N>, ParseError> {
-    let fields = match fields(response.body, Some(scratch)) {
-        Ok(f) => Some(f),
+    let mut f = Fields::default();
+    let fields = match read_fields(response.body, Some(scratch), &mut f) {
+        Ok(()) => Some(&f),
         Err(json::Error::Unescape) => {
             // A string could not be unescaped: it did not fit `scratch`, or it holds an escape
             // that is not decoded (a surrogate pair such as `\ud83d\ude00`). Read the body
             // again without unescaping: the token is unescaped on its own below, codes and
             // `token_type` stay as they are (an escaped one just does not match), and the
             // texts that would need unescaping are dropped.
-            match fields(response.body, None) {
-                Ok(mut f) => {
+            f = Fields::default();
+            match read_fields(response.body, None, &mut f) {
+                Ok(()) => {
                     for text in [&mut f.error_description, &mut f.error_uri] {
-                        if matches!(text, Some(Bounded::Fits(t)) if t.contains('\\')) {
+                        if matches!(text, Some(Bounded::Fits(t)) if t.bytes().any(|b| b == b'\\')) {
                             *text = None;
                         }
                     }
-                    Some(f)
+                    Some(&f)
                 }
                 Err(_) => None,
             }
@@ -206,7 +235,7 @@ pub fn parse_token_response<const N: usize>(
 
     let endpoint_error = |fields: Option<&Fields<'_>>| {
         let text = |b: &Option<Bounded>| match b {
-            Some(Bounded::Fits(s)) => Some(sanitize(s.clone(), secret)),
+            Some(Bounded::Fits(t)) => sanitize(t.as_bytes(), secret),
             _ => None,
         };
         Error::TokenEndpoint(TokenEndpointError {
@@ -226,13 +255,13 @@ pub fn parse_token_response<const N: usize>(
     };
 
     if !response.is_success() {
-        return Err(endpoint_error(fields.as_ref()));
+        return Err(endpoint_error(fields));
     }
     let Some(fields) = fields else {
         return Err(Error::InvalidResponse(ResponseError::NotJson));
     };
     if fields.error.is_some() {
-        return Err(endpoint_error(Some(&fields)));
+        return Err(endpoint_error(Some(fields)));
     }
     let raw = match fields.access_token {
         None | Some(TokenField::NotAString) => {
@@ -251,25 +280,30 @@ pub fn parse_token_response<const N: usize>(
             parse_expires_in(raw).ok_or(Error::InvalidResponse(ResponseError::InvalidExpiresIn))?,
         ),
     };
-    Ok(TokenResponse {
-        token: token_from_json::<N>(raw)?,
+    let mut response = TokenResponse {
+        token: AccessToken::empty(),
         expires_in,
-    })
+    };
+    token_from_json(raw, &mut response.token)?;
+    Ok(response)
 }
 
-/// Build the access token from its JSON string contents (`raw`, still escaped), in place.
-fn token_from_json<const N: usize>(raw: &str) -> Result<AccessToken<N>, ParseError> {
-    let invalid = Error::InvalidResponse(ResponseError::InvalidAccessToken);
-    let mut token = AccessToken::<N>::empty();
-    for fragment in serde_json_core::str::EscapedStr(raw).fragments() {
-        let mut buf = [0u8; 4];
-        let piece = match fragment.map_err(|_| invalid.clone())? {
-            serde_json_core::str::EscapedStringFragment::NotEscaped(s) => s,
-            serde_json_core::str::EscapedStringFragment::Escaped(c) => c.encode_utf8(&mut buf),
+/// Fill `token` (empty: [`AccessToken::empty`]) from its JSON string contents (`raw`, still
+/// escaped), in place in the response being built.
+fn token_from_json<const N: usize>(
+    raw: &str,
+    token: &mut AccessToken<N>,
+) -> Result<(), ParseError> {
+    let invalid = || Error::InvalidResponse(ResponseError::InvalidAccessToken);
+    let mut rest = raw.as_bytes();
+    while !rest.is_empty() {
+        let mut utf8 = [0u8; 4];
+        let piece = json::next_piece(&mut rest, &mut utf8).map_err(|_| invalid())?;
+        // Visible ASCII only, so always a `str`.
+        let piece = match core::str::from_utf8(piece) {
+            Ok(p) if p.bytes().all(|b| b.is_ascii_graphic()) => p,
+            _ => return Err(invalid()),
         };
-        if !piece.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(invalid);
-        }
         token
             .push_str(piece)
             .map_err(|()| Error::Capacity(CapacityError::AccessToken))?;
@@ -277,63 +311,78 @@ fn token_from_json<const N: usize>(raw: &str) -> Result<AccessToken<N>, ParseErr
     // Not `secret().is_empty()`: with `N` below the prefix length the buffer is empty and
     // `secret()` would slice out of bounds.
     if token.header_value().len() <= crate::secret::BEARER_PREFIX.len() {
-        return Err(invalid);
+        return Err(invalid());
     }
-    Ok(token)
+    Ok(())
 }
 
 /// `text` contains the non-empty `secret`. A plain byte-window search: `str::contains` with a
 /// `&str` pattern links the two-way searcher (about 1.3 KB of flash on a Cortex-M) for texts
 /// of at most a few hundred bytes.
-fn contains_secret(text: &str, secret: &str) -> bool {
-    !secret.is_empty()
-        && text
-            .as_bytes()
-            .windows(secret.len())
-            .any(|w| w == secret.as_bytes())
+fn contains_secret(text: &[u8], secret: &str) -> bool {
+    !secret.is_empty() && text.windows(secret.len()).any(|w| w == secret.as_bytes())
 }
 
-/// Replace control characters, and drop the whole text if it contains the client secret.
-fn sanitize(mut s: String<ERROR_TEXT_CAPACITY>, secret: &str) -> String<ERROR_TEXT_CAPACITY> {
-    if contains_secret(&s, secret) {
-        s.clear();
-        let _ = s.push_str("[redacted]");
-        return s;
+/// Replace control characters (`char::is_control`: U+0000-U+001F and U+007F-U+009F) by a
+/// space each, and replace the whole text by `[redacted]` if it contains the client secret.
+/// `text` is UTF-8 of at most [`ERROR_TEXT_CAPACITY`] bytes (else `None`).
+fn sanitize(text: &[u8], secret: &str) -> Option<String<ERROR_TEXT_CAPACITY>> {
+    let mut clean = [0u8; ERROR_TEXT_CAPACITY];
+    let mut len = 0;
+    let mut bytes = text.iter();
+    while let Some(&b) = bytes.next() {
+        let c = match b {
+            0..0x20 | 0x7f => b' ',
+            // U+0080-U+009F are 0xc2 0x80-0x9f in UTF-8.
+            0xc2 if bytes
+                .as_slice()
+                .first()
+                .is_some_and(|n| (0x80..0xa0).contains(n)) =>
+            {
+                bytes.next();
+                b' '
+            }
+            _ => b,
+        };
+        // Same or fewer bytes per char, so this always fits a text that fits.
+        *clean.get_mut(len)? = c;
+        len += 1;
     }
-    if s.chars().any(char::is_control) {
-        let mut clean = String::new();
-        for c in s.chars() {
-            // Same or fewer bytes per char, so this always fits.
-            let _ = clean.push(if c.is_control() { ' ' } else { c });
-        }
-        s = clean;
-        // Replacing a control character by a space can spell a secret that holds a space.
-        if contains_secret(&s, secret) {
-            s.clear();
-            let _ = s.push_str("[redacted]");
-        }
+    let clean = clean.get(..len)?;
+    // Replacing a control character by a space can spell a secret that holds a space.
+    if contains_secret(text, secret) || contains_secret(clean, secret) {
+        return String::try_from("[redacted]").ok();
     }
-    s
+    String::try_from(core::str::from_utf8(clean).ok()?).ok()
 }
 
 /// `expires_in` as whole seconds: a JSON number (`3600`, `3599.9`, `3.6e3`) or a string of
 /// digits (`"3600"`). Zero, negative and malformed values are `None`; huge values saturate.
 pub fn parse_expires_in(raw: &[u8]) -> Option<u64> {
-    let (digits, is_string) = match raw {
-        [b'"', inner @ .., b'"'] => (inner, true),
-        _ => (raw, false),
-    };
-    let secs = if is_string {
-        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-            return None;
+    let secs = match raw {
+        [b'"', digits @ .., b'"'] => {
+            if digits.is_empty() || digit_count(digits) != digits.len() {
+                return None;
+            }
+            digits.iter().fold(0, |value, &d| push_digit(value, d))
         }
-        digits.iter().fold(0u64, |a, d| {
-            a.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-        })
-    } else {
-        parse_json_number_floor(digits)?
+        _ => parse_json_number_floor(raw)?,
     };
     (secs > 0).then_some(secs)
+}
+
+/// How many ASCII digits `s` starts with.
+fn digit_count(s: &[u8]) -> usize {
+    s.iter().take_while(|b| b.is_ascii_digit()).count()
+}
+
+/// `value * 10 + digit` (`digit` an ASCII digit), saturating at `u64::MAX`. Not inlined: the
+/// 64-bit arithmetic exists once for every digit loop.
+#[inline(never)]
+fn push_digit(value: u64, digit: u8) -> u64 {
+    value
+        .saturating_mul(10)
+        .saturating_add(u64::from(digit.wrapping_sub(b'0')))
 }
 
 /// The floor of a non-negative JSON number, saturating at `u64::MAX`; `None` for a negative
@@ -343,58 +392,57 @@ fn parse_json_number_floor(s: &[u8]) -> Option<u64> {
         [b'-', rest @ ..] => (true, rest),
         _ => (false, s),
     };
-    let int_len = s.iter().take_while(|b| b.is_ascii_digit()).count();
-    if int_len == 0 || (int_len > 1 && s[0] == b'0') {
+    let int_len = digit_count(s);
+    if int_len == 0 || (int_len > 1 && s.first() == Some(&b'0')) {
         return None;
     }
-    let (int, mut rest) = s.split_at(int_len);
+    let (int, mut rest) = s.split_at_checked(int_len)?;
     let mut frac: &[u8] = &[];
     if let [b'.', tail @ ..] = rest {
-        let n = tail.iter().take_while(|b| b.is_ascii_digit()).count();
+        let n = digit_count(tail);
         if n == 0 {
             return None;
         }
-        frac = &tail[..n];
-        rest = &tail[n..];
+        (frac, rest) = tail.split_at_checked(n)?;
     }
-    let mut exp: i64 = 0;
+    // The exponent, within +-10 000 (enough to saturate or to reach zero); `isize`, not `i64`:
+    // no 64-bit arithmetic on 32-bit targets.
+    let mut exp: isize = 0;
     if let [b'e' | b'E', tail @ ..] = rest {
-        let (sign, tail) = match tail {
-            [b'-', t @ ..] => (-1, t),
-            [b'+', t @ ..] => (1, t),
-            t => (1, t),
+        let (negative_exp, tail) = match tail {
+            [b'-', t @ ..] => (true, t),
+            [b'+', t @ ..] => (false, t),
+            t => (false, t),
         };
-        if tail.is_empty() || !tail.iter().all(u8::is_ascii_digit) {
+        if tail.is_empty() || digit_count(tail) != tail.len() {
             return None;
         }
-        exp = sign
-            * tail
-                .iter()
-                .fold(0i64, |a, d| {
-                    a.saturating_mul(10).saturating_add(i64::from(d - b'0'))
-                })
-                .min(10_000);
+        let e = tail
+            .iter()
+            .fold(0u16, |a, d| {
+                a.saturating_mul(10).saturating_add(u16::from(d - b'0'))
+            })
+            .min(10_000) as isize;
+        exp = if negative_exp { -e } else { e };
         rest = &[];
     }
     if !rest.is_empty() {
         return None;
     }
-    // value = int.frac * 10^exp; take the digits that land before the decimal point.
-    let all_digits = int.iter().chain(frac.iter());
-    let point = i64::try_from(int.len())
-        .unwrap_or(i64::MAX)
-        .saturating_add(exp);
+    // value = int.frac * 10^exp; take the digits that land before the decimal point. (A slice
+    // is at most `isize::MAX` bytes long, so the lengths convert exactly.)
+    let point = (int.len() as isize).saturating_add(exp);
     let mut value = 0u64;
     let mut nonzero = false;
-    for (i, d) in all_digits.enumerate() {
-        nonzero |= *d != b'0';
-        if (i as i64) < point {
-            value = value.saturating_mul(10).saturating_add(u64::from(d - b'0'));
+    for (i, &d) in int.iter().chain(frac).enumerate() {
+        nonzero |= d != b'0';
+        if (i as isize) < point {
+            value = push_digit(value, d);
         }
     }
-    let total = (int.len() + frac.len()) as i64;
+    let total = (int.len() + frac.len()) as isize;
     for _ in total..point.min(total + 40) {
-        value = value.saturating_mul(10);
+        value = push_digit(value, b'0');
     }
     if negative && nonzero {
         return None;
@@ -408,21 +456,21 @@ pub fn top_level_value<'a>(body: &'a [u8], key: &str) -> Option<&'a [u8]> {
     let mut i = body.iter().position(|&b| b == b'{')? + 1;
     let mut depth = 1usize;
     let mut expect_key = true;
-    while i < body.len() {
-        match body[i] {
+    // Where the value of `key` starts once its name is found: it ends at the next `,`, `}` or
+    // `]` of the top level.
+    let mut value = None;
+    while let Some(&b) = body.get(i) {
+        match b {
             b'"' => {
-                let end = string_end(body, i)?;
+                let end = json::string_end(body, i)?;
                 if depth == 1 && expect_key {
-                    let name = &body[i + 1..end];
-                    let name_matches =
-                        core::str::from_utf8(name).is_ok_and(|n| key_matches(n, key));
                     let mut j = end + 1;
-                    while j < body.len() && body[j] != b':' {
+                    while body.get(j).is_some_and(|&b| b != b':') {
                         j += 1;
                     }
                     j += 1;
-                    if name_matches {
-                        return Some(trim(&body[j..value_end(body, j)?]));
+                    if key_matches(body.get(i + 1..end)?, key) {
+                        value = Some(j);
                     }
                     expect_key = false;
                     i = j;
@@ -432,13 +480,16 @@ pub fn top_level_value<'a>(body: &'a [u8], key: &str) -> Option<&'a [u8]> {
                 continue;
             }
             b'{' | b'[' => depth += 1,
-            b'}' | b']' => {
-                depth -= 1;
-                if depth == 0 {
-                    return None;
+            b',' | b'}' | b']' if depth == 1 => {
+                if let Some(start) = value {
+                    return Some(trim(body.get(start..i)?));
                 }
+                if b != b',' {
+                    return None; // the end of the object
+                }
+                expect_key = true;
             }
-            b',' if depth == 1 => expect_key = true,
+            b'}' | b']' => depth -= 1,
             _ => {}
         }
         i += 1;
@@ -447,18 +498,14 @@ pub fn top_level_value<'a>(body: &'a [u8], key: &str) -> Option<&'a [u8]> {
 }
 
 /// `true` if the raw (possibly escaped) member name `raw` is `key` once unescaped, as serde
-/// sees it: `"expires\u005fin"` is `expires_in`.
-fn key_matches(raw: &str, key: &str) -> bool {
-    if !raw.contains('\\') {
-        return raw == key;
-    }
-    let mut rest = key;
-    for fragment in serde_json_core::str::EscapedStr(raw).fragments() {
-        let mut buf = [0u8; 4];
-        let piece = match fragment {
-            Ok(serde_json_core::str::EscapedStringFragment::NotEscaped(s)) => s,
-            Ok(serde_json_core::str::EscapedStringFragment::Escaped(c)) => c.encode_utf8(&mut buf),
-            Err(_) => return false,
+/// sees it: `"expires\u005fin"` is `expires_in`. (A name that is not UTF-8 never matches:
+/// unescaping keeps invalid bytes invalid, and `key` is UTF-8.)
+fn key_matches(mut raw: &[u8], key: &str) -> bool {
+    let mut rest = key.as_bytes();
+    while !raw.is_empty() {
+        let mut utf8 = [0u8; 4];
+        let Ok(piece) = json::next_piece(&mut raw, &mut utf8) else {
+            return false;
         };
         match rest.strip_prefix(piece) {
             Some(r) => rest = r,
@@ -466,37 +513,6 @@ fn key_matches(raw: &str, key: &str) -> bool {
         }
     }
     rest.is_empty()
-}
-
-/// Index of the closing quote of the string starting at `start`.
-fn string_end(body: &[u8], start: usize) -> Option<usize> {
-    let mut i = start + 1;
-    while i < body.len() {
-        match body[i] {
-            b'\\' => i += 2,
-            b'"' => return Some(i),
-            _ => i += 1,
-        }
-    }
-    None
-}
-
-/// End of the value starting at `start`: the `,` or `}` that closes it at its own level.
-fn value_end(body: &[u8], start: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut i = start;
-    while i < body.len() {
-        match body[i] {
-            b'"' => i = string_end(body, i)?,
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' if depth == 0 => return Some(i),
-            b'}' | b']' => depth -= 1,
-            b',' if depth == 0 => return Some(i),
-            _ => {}
-        }
-        i += 1;
-    }
-    None
 }
 
 fn trim(mut s: &[u8]) -> &[u8] {

@@ -1,5 +1,5 @@
 //! alf's core with JSON parsing alone, on a Cortex-M4F: parse a token response with
-//! `alf::response::parse_token_response` (alf's JSON scanner, serde-json-core's string
+//! `alf::response::parse_token_response` (alf's JSON scanner and its string
 //! unescaping). No executor, no network, no time driver, no `Config`: the flash this binary
 //! takes is what reading a token response costs by itself (the budget's "core with JSON
 //! parsing alone"). `alf-config-and-parse` adds `Config::build`.
