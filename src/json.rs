@@ -460,17 +460,11 @@ mod tests {
             "\\", "u", "+", "-", "0", "7", "d", "D", "8", "f", "F", "g", "n", "/", "\"", "\u{e9}",
             "a",
         ];
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut rng = crate::policy::Rng::new(0x2545_f491_4f6c_dd1d);
         for _ in 0..200_000 {
             let mut raw = std::string::String::new();
-            for _ in 0..next() % 12 {
-                raw.push_str(alphabet[(next() % alphabet.len() as u64) as usize]);
+            for _ in 0..rng.below(12) {
+                raw.push_str(alphabet[rng.below(alphabet.len() as u64) as usize]);
             }
             assert_eq!(mine(&raw), theirs(&raw), "{raw:?}");
         }
